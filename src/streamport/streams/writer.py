@@ -1,0 +1,67 @@
+"""The write path below the APIs: ensure the topic exists, encode, produce, await the durable ack.
+
+Every writer (Writer HTTP API, writer hub, admin produce, SDK gateway) goes through one `Writer`, so
+auto-creation, size limits and metrics behave the same everywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+
+from streamport.broker import Broker, Record, RecordMetadata, TopicConfig, validate_topic_name
+from streamport.errors import TopicExists, UnknownTopic
+
+ProduceObserver = Callable[[str, int, int, float], None]
+"""Called after each durable produce with (topic, records, value bytes, seconds)."""
+
+
+class Writer:
+    def __init__(
+        self,
+        broker: Broker,
+        *,
+        auto_create_topics: bool = True,
+        default_partitions: int = 1,
+        observe: ProduceObserver | None = None,
+    ) -> None:
+        self._broker = broker
+        self._auto_create = auto_create_topics
+        self._partitions = default_partitions
+        self._observe = observe
+        # Topics known to exist. Only ever grows while the process runs; a topic deleted behind our
+        # back shows up as UnknownTopic on produce, which drops it from here and retries once.
+        self._known: set[str] = set()
+
+    async def ensure_topic(self, topic: str) -> None:
+        """Make sure `topic` exists: create it when auto-creation is on, else raise UnknownTopic."""
+        if topic in self._known:
+            return
+        validate_topic_name(topic)
+        try:
+            await self._broker.describe_topic(topic)
+        except UnknownTopic:
+            if not self._auto_create:
+                raise
+            # TopicExists: created concurrently by another writer, just as good.
+            with contextlib.suppress(TopicExists):
+                await self._broker.create_topic(topic, TopicConfig(partitions=self._partitions))
+        self._known.add(topic)
+
+    async def produce(self, topic: str, records: Sequence[Record]) -> list[RecordMetadata]:
+        """Produce `records` to `topic` and return once they are durable."""
+        await self.ensure_topic(topic)
+        started = time.perf_counter()
+        try:
+            result = await self._broker.produce(topic, records)
+        except UnknownTopic:
+            self._known.discard(topic)
+            if not self._auto_create:
+                raise
+            await self.ensure_topic(topic)
+            result = await self._broker.produce(topic, records)
+        if self._observe is not None:
+            size = sum(len(r.value) for r in records)
+            self._observe(topic, len(records), size, time.perf_counter() - started)
+        return result
