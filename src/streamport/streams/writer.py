@@ -1,17 +1,27 @@
 """The write path below the APIs: ensure the topic exists, encode, produce, await the durable ack.
 
 Every writer (Writer HTTP API, writer hub, admin produce, SDK gateway) goes through one `Writer`, so
-auto-creation, size limits and metrics behave the same everywhere.
+auto-creation, size limits and metrics behave the same everywhere. Stream messages are written in
+the Quix envelope, keyed by stream id, so one stream stays on one partition and in order.
+
+Example::
+
+    writer = Writer(broker)
+    stream_id = await writer.create_stream("cars", StreamProperties(name="lap 1"))
+    await writer.write("cars", stream_id, TimeseriesData(timestamps=[1], numeric_values={"v": [1.0]}))
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
+import uuid
 from collections.abc import Callable, Sequence
 
 from streamport.broker import Broker, Record, RecordMetadata, TopicConfig, validate_topic_name
-from streamport.errors import TopicExists, UnknownTopic
+from streamport.errors import TopicExists, UnknownTopic, ValidationError
+from streamport.model import Message, StreamEnd, StreamEndType, StreamProperties, encode
+from streamport.model.data import check_id
 
 ProduceObserver = Callable[[str, int, int, float], None]
 """Called after each durable produce with (topic, records, value bytes, seconds)."""
@@ -65,3 +75,26 @@ class Writer:
             size = sum(len(r.value) for r in records)
             self._observe(topic, len(records), size, time.perf_counter() - started)
         return result
+
+    async def write(self, topic: str, stream_id: str, *messages: Message) -> list[RecordMetadata]:
+        """Write `messages` of stream `stream_id` to `topic`, in order, durably."""
+        check_stream_id(stream_id)
+        key = stream_id.encode()
+        return await self.produce(topic, [Record(value=encode(m), key=key) for m in messages])
+
+    async def create_stream(self, topic: str, properties: StreamProperties | None = None) -> str:
+        """Start a new stream with a fresh id; its properties make it visible to readers."""
+        stream_id = str(uuid.uuid4())
+        await self.write(topic, stream_id, properties or StreamProperties())
+        return stream_id
+
+    async def close_stream(
+        self, topic: str, stream_id: str, end_type: StreamEndType = StreamEndType.CLOSED
+    ) -> None:
+        await self.write(topic, stream_id, StreamEnd(stream_end_type=end_type))
+
+
+def check_stream_id(stream_id: str, field: str = "streamId") -> None:
+    if not stream_id:
+        raise ValidationError("stream id must not be empty", field=field)
+    check_id(stream_id, field, "stream id")
