@@ -44,7 +44,7 @@ def check_id(value: str, field: str, what: str = "id") -> None:
     """Refuse an id that Quix cannot carry: ids must not contain ``/`` or ``\\``."""
     if "/" in value or "\\" in value:
         raise ValidationError(
-            f"{what} {value!r} contains '/' or '\\'; use another separator (e.g. '_')",
+            f"{field}: {what} {value!r} contains '/' or '\\'; use another separator (e.g. '_')",
             field=field,
         )
 
