@@ -10,14 +10,29 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
+import pytest
+
 from streamport.broker.base import Broker
 from streamport.broker.embedded import EmbeddedBroker
+from streamport.broker.kafka import KafkaBroker
+from tests.services.kafka import shared_kafka
 
 
 def embedded(path: Path) -> AbstractAsyncContextManager[Broker]:
     return EmbeddedBroker(path / "embedded-data")
 
 
+def kafka(path: Path) -> AbstractAsyncContextManager[Broker]:
+    """A client of the test process's real Kafka broker (tests/services/kafka.py)."""
+    return KafkaBroker(shared_kafka().bootstrap)
+
+
 BACKENDS: dict[str, Callable[[Path], AbstractAsyncContextManager[Broker]]] = {
     "embedded": embedded,
+    "kafka": kafka,
+}
+
+# Marks for the tests that run on a backend.
+MARKS: dict[str, tuple[pytest.MarkDecorator, ...]] = {
+    "kafka": (pytest.mark.kafka, pytest.mark.integration),
 }

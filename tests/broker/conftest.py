@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from streamport.broker.base import Broker
-from tests.broker.backends import BACKENDS
+from tests.broker.backends import BACKENDS, MARKS
 
 
-@pytest.fixture(params=sorted(BACKENDS))
+@pytest.fixture(params=[pytest.param(name, marks=MARKS.get(name, ())) for name in sorted(BACKENDS)])
 async def broker(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Broker]:
     async with BACKENDS[request.param](tmp_path) as started:
         yield started

@@ -12,17 +12,22 @@ Use it as a context manager::
         kafka.stop()     # outage
         kafka.start()    # same ports, same data
 
-or through the session fixtures ``kafka`` (the :class:`KafkaService`) and ``kafka_bootstrap``
-(its ``host:port``). Wire them into a conftest with ``pytest_plugins = ["tests.services.kafka"]``.
+or through :func:`shared_kafka` and the session fixtures ``kafka`` (the :class:`KafkaService`) and
+``kafka_bootstrap`` (its ``host:port``), which all share one broker per test process. Wire the
+fixtures into a conftest with ``pytest_plugins = ["tests.services.kafka"]`` (root conftest) or
+``from tests.services.kafka import kafka, kafka_bootstrap``.
 """
 
 from __future__ import annotations
 
+import atexit
 import base64
 import os
 import re
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -262,11 +267,33 @@ def kafka_service(workdir: Path) -> Iterator[KafkaService]:
         service.stop()
 
 
+_shared: KafkaService | None = None
+
+
+def shared_kafka() -> KafkaService:
+    """The test process's one Kafka broker, started on first use and stopped at exit.
+
+    A process-wide broker (rather than one per fixture registration) lets the ``kafka`` fixture,
+    the broker contract suite's backend factory and any conftest that imports the fixture share
+    one JVM: starting Kafka costs seconds and half a gigabyte.
+    """
+    global _shared
+    if _shared is None:
+        workdir = Path(tempfile.mkdtemp(prefix="streamport-kafka-"))
+        service = KafkaService(workdir)
+        atexit.register(shutil.rmtree, workdir, ignore_errors=True)
+        atexit.register(service.stop)
+        service.start()
+        _shared = service
+    elif not _shared.running:
+        _shared.start()  # a test stopped it and failed before starting it again
+    return _shared
+
+
 @pytest.fixture(scope="session")
-def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaService]:
+def kafka() -> KafkaService:
     """The session's Kafka broker. Tests that stop it must start it again before they end."""
-    with kafka_service(tmp_path_factory.mktemp("kafka")) as service:
-        yield service
+    return shared_kafka()
 
 
 @pytest.fixture(scope="session")

@@ -320,13 +320,13 @@ class KafkaBroker:
             size += sum(len(name) + len(value) for name, value in record.headers)
             if size > self._max_record_bytes:
                 raise RecordTooLarge(
-                    f"record {index} is {size} bytes, over the limit of "
+                    f"records[{index}] is {size} bytes, over the limit of "
                     f"{self._max_record_bytes} bytes; split it or raise max_record_bytes",
                     field=f"records[{index}]",
                 )
             if record.partition is not None and not 0 <= record.partition < partitions:
                 raise ValidationError(
-                    f"record {index} names partition {record.partition} but topic {topic!r} "
+                    f"records[{index}] names partition {record.partition} but topic {topic!r} "
                     f"has partitions 0 to {partitions - 1}",
                     field=f"records[{index}].partition",
                 )
