@@ -1,0 +1,253 @@
+"""What only the embedded backend promises: its directory, recovery, retention, durability."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from streamport.broker.base import Record, TopicConfig, TopicPartition, Watermarks
+from streamport.broker.embedded import EmbeddedBroker
+from streamport.errors import BrokerClosed, DataDirError, RecordTooLarge
+from tests.broker.test_contract import fetch_n
+
+
+def segments(root: Path, topic: str, partition: int = 0) -> list[Path]:
+    return sorted((root / "topics" / topic / str(partition)).glob("*.log"))
+
+
+async def read_all(broker: EmbeddedBroker, topic: str) -> list[bytes]:
+    total = sum(m.high - m.low for m in await broker.watermarks(topic))
+    async with broker.consumer([topic], auto_offset_reset="earliest") as consumer:
+        return [r.value for r in await fetch_n(consumer, total, wait=5)]
+
+
+# --- the data directory ------------------------------------------------------------------------
+
+
+async def test_foreign_directory_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(DataDirError, match=r"no streamport-data\.json marker"):
+        await EmbeddedBroker(tmp_path).start()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]  # left untouched
+
+
+async def test_unknown_format_version_is_refused(tmp_path: Path) -> None:
+    async with EmbeddedBroker(tmp_path):
+        pass
+    marker = tmp_path / "streamport-data.json"
+    marker.write_text(json.dumps({"format": "streamport.embedded-log", "version": 99}))
+    with pytest.raises(DataDirError, match="version 99"):
+        await EmbeddedBroker(tmp_path).start()
+    marker.write_text("{not json")
+    with pytest.raises(DataDirError, match="unreadable"):
+        await EmbeddedBroker(tmp_path).start()
+
+
+async def test_garbage_segment_header_is_refused(tmp_path: Path) -> None:
+    async with EmbeddedBroker(tmp_path) as broker:
+        await broker.create_topic("t")
+        await broker.produce("t", [Record(b"x")])
+    [seg] = segments(tmp_path, "t")
+    data = bytearray(seg.read_bytes())
+    data[0:6] = b"GARBAG"
+    seg.write_bytes(bytes(data))
+    with pytest.raises(DataDirError, match="not a streamport segment file"):
+        await EmbeddedBroker(tmp_path).start()
+
+
+async def test_second_opener_is_refused(tmp_path: Path) -> None:
+    async with EmbeddedBroker(tmp_path):
+        with pytest.raises(DataDirError, match="in use by another"):
+            await EmbeddedBroker(tmp_path).start()
+    async with EmbeddedBroker(tmp_path):  # released on close
+        pass
+
+
+async def test_closed_broker_refuses_work(tmp_path: Path) -> None:
+    broker = EmbeddedBroker(tmp_path)
+    async with broker:
+        await broker.create_topic("t")
+    with pytest.raises(BrokerClosed):
+        await broker.produce("t", [Record(b"x")])
+
+
+# --- recovery ----------------------------------------------------------------------------------
+
+
+async def test_restart_keeps_records_and_committed_offsets(tmp_path: Path) -> None:
+    async with EmbeddedBroker(tmp_path) as broker:
+        await broker.create_topic("t", TopicConfig(partitions=2, retention_bytes=1 << 30))
+        await broker.produce("t", [Record(b"%d" % i, key=b"%d" % i) for i in range(20)])
+        async with broker.consumer(["t"], group="g", auto_offset_reset="earliest") as c:
+            await fetch_n(c, 20, wait=5)
+            await c.commit({TopicPartition("t", 0): 1})
+        before = await broker.watermarks("t")
+    async with EmbeddedBroker(tmp_path) as broker:
+        assert await broker.watermarks("t") == before
+        assert await broker.committed("g", "t") == {0: 1}
+        [info] = await broker.list_topics()
+        assert (info.partitions, info.retention_bytes) == (2, 1 << 30)
+        assert sorted(await read_all(broker, "t"), key=int) == [b"%d" % i for i in range(20)]
+        metas = await broker.produce("t", [Record(b"more", partition=0)])
+        assert metas[0].offset == before[0].high
+
+
+async def test_torn_tail_is_truncated(tmp_path: Path) -> None:
+    async with EmbeddedBroker(tmp_path) as broker:
+        await broker.create_topic("t")
+        await broker.produce("t", [Record(b"a"), Record(b"b")])
+        await broker.produce("t", [Record(b"c")])
+    [seg] = segments(tmp_path, "t")
+    good = seg.read_bytes()
+    seg.write_bytes(good + good[16:40])  # half a frame header and payload: a cut-short write
+    async with EmbeddedBroker(tmp_path) as broker:
+        assert seg.read_bytes() == good
+        assert await broker.watermarks("t") == [Watermarks(0, 3)]
+        assert (await broker.produce("t", [Record(b"d")]))[0].offset == 3
+        assert await read_all(broker, "t") == [b"a", b"b", b"c", b"d"]
+
+
+async def test_bad_crc_in_last_frame_is_truncated(tmp_path: Path) -> None:
+    async with EmbeddedBroker(tmp_path) as broker:
+        await broker.create_topic("t")
+        await broker.produce("t", [Record(b"a")])
+        await broker.produce("t", [Record(b"b" * 100)])
+    [seg] = segments(tmp_path, "t")
+    data = bytearray(seg.read_bytes())
+    data[-10] ^= 0xFF
+    seg.write_bytes(bytes(data))
+    async with EmbeddedBroker(tmp_path) as broker:
+        assert await broker.watermarks("t") == [Watermarks(0, 1)]
+        assert await read_all(broker, "t") == [b"a"]
+
+
+async def test_corruption_before_the_tail_is_refused(tmp_path: Path) -> None:
+    async with EmbeddedBroker(tmp_path, segment_bytes=100) as broker:
+        await broker.create_topic("t")
+        for i in range(3):
+            await broker.produce("t", [Record(b"%d" % i * 50)])
+    first = segments(tmp_path, "t")[0]
+    data = bytearray(first.read_bytes())
+    data[-5] ^= 0xFF
+    first.write_bytes(bytes(data))
+    with pytest.raises(DataDirError, match="corrupt"):
+        await EmbeddedBroker(tmp_path).start()
+
+
+# --- segments and retention --------------------------------------------------------------------
+
+
+async def test_segments_roll_and_reads_cross_them(tmp_path: Path) -> None:
+    async with EmbeddedBroker(tmp_path, segment_bytes=1000) as broker:
+        await broker.create_topic("t")
+        for i in range(20):
+            await broker.produce("t", [Record(b"%03d" % i + b"x" * 200)])
+        assert len(segments(tmp_path, "t")) > 3
+        values = await read_all(broker, "t")
+        assert [v[:3] for v in values] == [b"%03d" % i for i in range(20)]
+    async with EmbeddedBroker(tmp_path, segment_bytes=1000) as broker:
+        assert await broker.watermarks("t") == [Watermarks(0, 20)]
+
+
+async def test_retention_by_bytes_deletes_old_segments(tmp_path: Path) -> None:
+    async with EmbeddedBroker(tmp_path, segment_bytes=1000) as broker:
+        await broker.create_topic("t", TopicConfig(retention_bytes=3000))
+        for _ in range(40):
+            await broker.produce("t", [Record(b"x" * 200)])
+        assert await broker.enforce_retention() > 0
+        [marks] = await broker.watermarks("t")
+        assert marks.high == 40 and marks.low > 0
+        assert sum(p.stat().st_size for p in segments(tmp_path, "t")) <= 3000 + 1000
+        # A consumer left behind the low watermark resets instead of failing.
+        async with broker.consumer(["t"], auto_offset_reset="earliest") as c:
+            await c.seek(TopicPartition("t", 0), 0)
+            got = await fetch_n(c, 40 - marks.low, wait=5)
+            assert got[0].offset == marks.low
+    async with EmbeddedBroker(tmp_path, segment_bytes=1000) as broker:
+        assert (await broker.watermarks("t"))[0] == marks
+
+
+async def test_retention_by_time_empties_the_partition(tmp_path: Path) -> None:
+    long_ago = int(time.time() * 1000) - 3_600_000
+    async with EmbeddedBroker(tmp_path) as broker:
+        await broker.create_topic("t", TopicConfig(retention_ms=60_000))
+        await broker.produce("t", [Record(b"old", timestamp_ms=long_ago)] * 5)
+        assert await broker.enforce_retention() == 1
+        assert await broker.watermarks("t") == [Watermarks(5, 5)]
+        assert (await broker.produce("t", [Record(b"new")]))[0].offset == 5
+        assert await broker.enforce_retention() == 0  # fresh data stays
+        assert await read_all(broker, "t") == [b"new"]
+    async with EmbeddedBroker(tmp_path) as broker:
+        assert await broker.watermarks("t") == [Watermarks(5, 6)]
+
+
+async def test_retention_runs_in_the_background(tmp_path: Path) -> None:
+    long_ago = int(time.time() * 1000) - 3_600_000
+    async with EmbeddedBroker(tmp_path, retention_check_interval=0.05) as broker:
+        await broker.create_topic("t", TopicConfig(retention_ms=1000))
+        await broker.produce("t", [Record(b"old", timestamp_ms=long_ago)])
+        for _ in range(200):
+            if (await broker.watermarks("t"))[0].low == 1:
+                break
+            await asyncio.sleep(0.05)
+        assert await broker.watermarks("t") == [Watermarks(1, 1)]
+        assert broker.retention_failures == 0
+
+
+# --- produce -----------------------------------------------------------------------------------
+
+
+async def test_fsync_always(tmp_path: Path) -> None:
+    async with EmbeddedBroker(tmp_path, fsync="always", segment_bytes=500) as broker:
+        await broker.create_topic("t", TopicConfig(partitions=2))
+        for i in range(10):
+            await broker.produce("t", [Record(b"%d" % i * 100, key=b"%d" % i)])
+        async with broker.consumer(["t"], group="g", auto_offset_reset="earliest") as c:
+            await fetch_n(c, 10, wait=5)
+            await c.commit()
+    async with EmbeddedBroker(tmp_path) as broker:
+        assert sum(m.high for m in await broker.watermarks("t")) == 10
+        assert sum((await broker.committed("g", "t")).values()) == 10
+
+
+async def test_concurrent_producers_share_writes(tmp_path: Path) -> None:
+    async with EmbeddedBroker(tmp_path) as broker:
+        await broker.create_topic("t", TopicConfig(partitions=3))
+
+        async def one(i: int) -> list[tuple[int, int]]:
+            metas = await broker.produce("t", [Record(b"%d" % i, key=b"%d" % (i % 7))] * 3)
+            return [tuple(m) for m in metas]
+
+        results = await asyncio.gather(*(one(i) for i in range(200)))
+        places = [m for r in results for m in r]
+        assert len(set(places)) == 600
+        marks = await broker.watermarks("t")
+        for p, mark in enumerate(marks):
+            assert sorted(o for q, o in places if q == p) == list(range(mark.high))
+
+
+async def test_max_record_bytes_is_configurable(tmp_path: Path) -> None:
+    async with EmbeddedBroker(tmp_path, max_record_bytes=100) as broker:
+        await broker.create_topic("t")
+        await broker.produce("t", [Record(b"x" * 90, key=b"k")])
+        with pytest.raises(RecordTooLarge, match=r"records\[2\] is 101 bytes"):
+            await broker.produce("t", [Record(b"a"), Record(b"b"), Record(b"x" * 100, key=b"k")])
+
+
+async def test_delete_topic_removes_files_and_offsets(tmp_path: Path) -> None:
+    async with EmbeddedBroker(tmp_path) as broker:
+        await broker.create_topic("t")
+        await broker.produce("t", [Record(b"x")])
+        async with broker.consumer(["t"], group="g", auto_offset_reset="earliest") as c:
+            await fetch_n(c, 1, wait=5)
+            await c.commit()
+            await broker.delete_topic("t")
+            assert c.assignment() == frozenset()
+        assert not (tmp_path / "topics" / "t").exists()
+        await broker.create_topic("t")
+        assert await broker.committed("g", "t") == {}
+        assert await broker.watermarks("t") == [Watermarks(0, 0)]
