@@ -220,7 +220,7 @@ async def test_concurrent_producers_share_writes(tmp_path: Path) -> None:
 
         async def one(i: int) -> list[tuple[int, int]]:
             metas = await broker.produce("t", [Record(b"%d" % i, key=b"%d" % (i % 7))] * 3)
-            return [tuple(m) for m in metas]
+            return [(m.partition, m.offset) for m in metas]
 
         results = await asyncio.gather(*(one(i) for i in range(200)))
         places = [m for r in results for m in r]
