@@ -331,3 +331,25 @@ def test_corrupted_envelopes_raise_only_codec_error(message: Message, data: st.D
 def test_event_header_form_equals_legacy_form(event: EventData) -> None:
     value, headers = encode_headers_form(event)
     assert decode(value, headers) == decode(encode(event))
+
+
+def test_decode_bytes_captured_from_quixstreams_3_25() -> None:
+    # QuixTimeseriesSerializer()({"a": 1, "b": 1.1, "c": "s", "d": b"by", "Tags": {"t": "x"},
+    # "Timestamp": 123}) and QuixEventsSerializer() output, byte for byte.
+    timeseries_value = (
+        b'{"C":"JT","K":"ParameterData","V":{"BinaryValues":{"d":["Ynk="]},'
+        b'"StringValues":{"c":["s"]},"NumericValues":{"a":[1],"b":[1.1]},"Timestamps":[123],'
+        b'"TagValues":{"t":["x"]}},"S":34,"E":171}'
+    )
+    assert decode(timeseries_value) == TimeseriesData(
+        timestamps=[123],
+        numeric_values={"a": [1.0], "b": [1.1]},
+        string_values={"c": ["s"]},
+        binary_values={"d": [b"by"]},
+        tag_values={"t": ["x"]},
+    )
+    event_value = (
+        b'{"C":"JT","K":"EventData","V":{"Id":"e","Value":"v","Tags":{"a":"b"},"Timestamp":9},'
+        b'"S":30,"E":83}'
+    )
+    assert decode(event_value) == EventData(id="e", value="v", tags={"a": "b"}, timestamp=9)
