@@ -1,0 +1,312 @@
+"""The fan-out over the real embedded broker: matching, wildcards, lifecycle, slow subscribers,
+reader failures."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from streamport.broker import Record, TopicConfig
+from streamport.broker.embedded import EmbeddedBroker
+from streamport.model import (
+    EventData,
+    ParameterDefinition,
+    ParameterDefinitions,
+    StreamProperties,
+    TimeseriesData,
+)
+from streamport.streams.fanout import FanOut, FanOutOptions, Kind, Push, Subscriber
+from streamport.streams.topic_metrics import TopicMetrics
+from streamport.streams.writer import Writer
+
+FAST = FanOutOptions(metrics_interval=0.2, backoff_initial=0.05, backoff_max=0.2)
+
+
+class Inbox:
+    """A subscriber collecting what it gets; `limit` simulates a bounded connection queue."""
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.pushes: list[Push] = []
+        self.limit = limit
+        self.arrived = asyncio.Event()
+        self.subscriber = Subscriber(self.send, "inbox")
+
+    def send(self, push: Push) -> bool:
+        if self.limit is not None and len(self.pushes) >= self.limit:
+            return False  # "full": the owner would close this connection
+        self.pushes.append(push)
+        self.arrived.set()
+        return True
+
+    def of(self, target: str) -> list[tuple[object, ...]]:
+        return [p.args for p in self.pushes if p.target == target]
+
+    async def wait_for(self, target: str, count: int = 1) -> list[tuple[object, ...]]:
+        async with asyncio.timeout(10):
+            while len(self.of(target)) < count:
+                self.arrived.clear()
+                await self.arrived.wait()
+        return self.of(target)
+
+
+@pytest.fixture
+async def broker(tmp_path: Path) -> AsyncIterator[EmbeddedBroker]:
+    async with EmbeddedBroker(tmp_path / "data") as started:
+        yield started
+
+
+@pytest.fixture
+async def fanout(broker: EmbeddedBroker) -> AsyncIterator[FanOut]:
+    async with FanOut(broker, FAST) as started:
+        yield started
+
+
+def event(event_id: str, value: str = "v", ts: int = 1) -> EventData:
+    return EventData(id=event_id, timestamp=ts, value=value)
+
+
+async def test_events_match_stream_and_event_wildcards(
+    broker: EmbeddedBroker, fanout: FanOut
+) -> None:
+    writer = Writer(broker)
+    await writer.ensure_topic("cars")
+    exact, by_stream, everything = Inbox(), Inbox(), Inbox()
+    await fanout.subscribe(exact.subscriber, Kind.EVENT, "cars", "car-1", "Alert")
+    await fanout.subscribe(by_stream.subscriber, Kind.EVENT, "cars", "car-2", "*")
+    await fanout.subscribe(everything.subscriber, Kind.EVENT, "cars", "*", "*")
+    await writer.write("cars", "car-1", [event("Alert", "a"), event("Lap", "b")])  # type: ignore[arg-type]
+    await writer.write("cars", "car-2", event("Alert", "c"))
+    got = await everything.wait_for("EventDataReceived", 3)
+    assert [(a[0]["streamId"], a[0]["id"], a[0]["value"]) for a in got] == [  # type: ignore[index]
+        ("car-1", "Alert", "a"),
+        ("car-1", "Lap", "b"),
+        ("car-2", "Alert", "c"),
+    ]
+    await by_stream.wait_for("EventDataReceived", 1)
+    assert [a[0]["value"] for a in exact.of("EventDataReceived")] == ["a"]  # type: ignore[index]
+    assert [a[0]["value"] for a in by_stream.of("EventDataReceived")] == ["c"]  # type: ignore[index]
+    payload = got[0][0]
+    assert payload == {  # type: ignore[comparison-overlap]
+        "topicId": "cars",
+        "topicName": "cars",
+        "streamId": "car-1",
+        "id": "Alert",
+        "timestamp": 1,
+        "value": "a",
+        "tags": {},
+    }
+
+
+async def test_parameter_data_carries_only_subscribed_parameters(
+    broker: EmbeddedBroker, fanout: FanOut
+) -> None:
+    writer = Writer(broker)
+    await writer.ensure_topic("f1")
+    rpm, engine, other = Inbox(), Inbox(), Inbox()
+    await fanout.subscribe(rpm.subscriber, Kind.PARAMETER, "f1", "*", "EngineRPM")
+    await fanout.subscribe(engine.subscriber, Kind.PARAMETER, "f1", "*", "Engine*")
+    await fanout.subscribe(other.subscriber, Kind.PARAMETER, "f1", "*", "Nope")
+    data = TimeseriesData(
+        timestamps=[10, 20],
+        numeric_values={"EngineRPM": [1.0, 2.0], "EngineTemp": [90.0, 91.0], "Speed": [3.0, 4.0]},
+        string_values={"Gear": ["1", "2"]},
+        tag_values={"driver": ["a", "b"]},
+    )
+    await writer.write("f1", "s1", data)
+    [(payload,)] = await rpm.wait_for("ParameterDataReceived")
+    assert payload["numericValues"] == {"EngineRPM": [1.0, 2.0]}  # type: ignore[index]
+    assert payload["stringValues"] == {}  # type: ignore[index]
+    assert payload["tagValues"] == {"driver": ["a", "b"]}  # type: ignore[index]
+    assert payload["timestamps"] == [10, 20]  # type: ignore[index]
+    assert payload["streamId"] == "s1"  # type: ignore[index]
+    [(payload,)] = await engine.wait_for("ParameterDataReceived")
+    assert set(payload["numericValues"]) == {"EngineRPM", "EngineTemp"}  # type: ignore[index]
+    assert other.of("ParameterDataReceived") == []
+
+
+async def test_packages_include_raw_messages_and_subscribers_see_only_new_data(
+    broker: EmbeddedBroker, fanout: FanOut
+) -> None:
+    writer = Writer(broker)
+    await writer.write("raw", "s0", event("Before"))  # written before the subscription
+    inbox = Inbox()
+    await fanout.subscribe(inbox.subscriber, Kind.PACKAGES, "raw")
+    await writer.write("raw", "s1", [event("A", "x"), event("B", "y")])  # type: ignore[arg-type]
+    await broker.produce("raw", [Record(b"not a quix message", key=b"s2")])
+    got = await inbox.wait_for("PackageReceived", 2)
+    first, second = (args[0] for args in got)
+    assert first["type"] == "QuixStreams.Telemetry.Models.EventDataRaw[]"  # type: ignore[index]
+    assert first["value"].startswith('[{"Timestamp":1')  # type: ignore[index]
+    assert second["type"] == "System.Byte[]"  # type: ignore[index]
+    assert second["value"] == "not a quix message"  # type: ignore[index]
+    assert second["streamId"] == "s2"  # type: ignore[index]
+    assert fanout.readers["raw"].undecodable == 1
+
+
+async def test_active_streams_rebuilt_from_the_topic_and_changes_pushed(
+    broker: EmbeddedBroker, fanout: FanOut
+) -> None:
+    writer = Writer(broker)
+    old = await writer.create_stream("tracks", StreamProperties(name="lap 1"))
+    closed = await writer.create_stream("tracks", StreamProperties(name="gone"))
+    await writer.close_stream("tracks", closed)
+    inbox = Inbox()
+    reader = await fanout.subscribe(inbox.subscriber, Kind.ACTIVE_STREAMS, "tracks")
+    assert [(s["streamId"], s["name"]) for s in reader.active_streams()] == [(old, "lap 1")]
+    new = await writer.create_stream("tracks", StreamProperties(name="lap 2"))
+    defs = ParameterDefinitions(parameters=[ParameterDefinition(id="speed", name="Speed")])
+    await writer.write("tracks", new, defs)
+    await writer.close_stream("tracks", old)
+    got = await inbox.wait_for("ActiveStreamsChanged", 4)
+    assert [(s["streamId"], action) for s, action in got] == [  # type: ignore[index]
+        (new, "AddUpdate"),
+        (new, "AddUpdate"),
+        (old, "AddUpdate"),  # status Closed ...
+        (old, "Remove"),  # ... then gone
+    ]
+    assert got[2][0]["status"] == "Closed"  # type: ignore[index]
+    assert got[1][0]["parameters"]["speed"]["name"] == "Speed"  # type: ignore[index]
+    assert got[0][0]["topicName"] == "tracks"  # type: ignore[index]
+
+
+async def test_unsubscribe_last_subscriber_stops_the_reader(
+    broker: EmbeddedBroker, fanout: FanOut
+) -> None:
+    await Writer(broker).ensure_topic("t")
+    a, b = Inbox(), Inbox()
+    await fanout.subscribe(a.subscriber, Kind.EVENT, "t", "*", "*")
+    await fanout.subscribe(b.subscriber, Kind.PACKAGES, "t")
+    task = fanout._tasks["t"]
+    assert fanout.unsubscribe(a.subscriber, Kind.EVENT, "t", "*", "*")
+    assert not fanout.unsubscribe(a.subscriber, Kind.EVENT, "t", "*", "*")
+    assert "t" in fanout.readers and not task.done()
+    fanout.unsubscribe_all(b.subscriber)
+    assert "t" not in fanout.readers
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert broker._consumers == set()  # the reader's consumer was closed
+
+
+async def test_unsubscribe_from_stream_removes_all_its_subscriptions(
+    broker: EmbeddedBroker, fanout: FanOut
+) -> None:
+    writer = Writer(broker)
+    await writer.ensure_topic("u")
+    inbox = Inbox()
+    await fanout.subscribe(inbox.subscriber, Kind.EVENT, "u", "s1", "*")
+    await fanout.subscribe(inbox.subscriber, Kind.PARAMETER, "u", "s1", "*")
+    await fanout.subscribe(inbox.subscriber, Kind.EVENT, "u", "s2", "*")
+    assert fanout.unsubscribe_stream(inbox.subscriber, "u", "s1") == 2
+    await writer.write("u", "s1", event("A"))
+    await writer.write("u", "s2", event("B"))
+    got = await inbox.wait_for("EventDataReceived", 1)
+    assert [args[0]["streamId"] for args in got] == ["s2"]  # type: ignore[index]
+
+
+async def test_full_subscriber_does_not_stall_the_others(
+    broker: EmbeddedBroker, fanout: FanOut
+) -> None:
+    writer = Writer(broker)
+    await writer.ensure_topic("busy")
+    slow, fast = Inbox(limit=2), Inbox()
+    await fanout.subscribe(slow.subscriber, Kind.EVENT, "busy", "*", "*")
+    await fanout.subscribe(fast.subscriber, Kind.EVENT, "busy", "*", "*")
+    for i in range(20):
+        await writer.write("busy", "s", event("E", str(i)))
+    got = await fast.wait_for("EventDataReceived", 20)
+    assert [args[0]["value"] for args in got] == [str(i) for i in range(20)]  # type: ignore[index]
+    assert len(slow.pushes) == 2
+    assert slow.subscriber.closed  # the fan-out stopped feeding it at the first refusal
+
+
+async def test_a_topic_created_after_the_subscription_is_read_from_its_start(
+    broker: EmbeddedBroker, fanout: FanOut
+) -> None:
+    inbox = Inbox()
+    await fanout.subscribe(inbox.subscriber, Kind.EVENT, "later", "*", "*")
+    await Writer(broker).write("later", "s", event("First"))
+    [(payload,)] = await inbox.wait_for("EventDataReceived")
+    assert payload["id"] == "First"  # type: ignore[index]
+
+
+async def test_reader_failure_is_counted_and_restarted_without_loss(
+    broker: EmbeddedBroker, fanout: FanOut
+) -> None:
+    writer = Writer(broker)
+    await writer.ensure_topic("flaky")
+    inbox = Inbox()
+    reader = await fanout.subscribe(inbox.subscriber, Kind.EVENT, "flaky", "*", "*")
+    await writer.write("flaky", "s", event("E", "1"))
+    await inbox.wait_for("EventDataReceived", 1)
+    # Make the next handled record blow up once, as a bug or a broken broker read would.
+    original = reader._handle
+    calls = 0
+
+    def failing_once(record: object) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("boom")
+        original(record)  # type: ignore[arg-type]
+
+    reader._handle = failing_once  # type: ignore[method-assign]
+    await writer.write("flaky", "s", event("E", "2"))
+    await writer.write("flaky", "s", event("E", "3"))
+    got = await inbox.wait_for("EventDataReceived", 3)
+    assert [args[0]["value"] for args in got] == ["1", "2", "3"]  # type: ignore[index]
+    assert reader.failures == 1
+    assert isinstance(reader.last_error, RuntimeError)
+
+
+async def test_reader_resumes_after_the_topic_is_deleted_and_recreated(
+    broker: EmbeddedBroker, fanout: FanOut
+) -> None:
+    writer = Writer(broker)
+    await broker.create_topic("gone", TopicConfig(partitions=1))
+    inbox = Inbox()
+    reader = await fanout.subscribe(inbox.subscriber, Kind.EVENT, "gone", "*", "*")
+    await broker.delete_topic("gone")
+    writer._known.clear()
+    async with asyncio.timeout(10):
+        while reader.failures == 0:
+            await asyncio.sleep(0.05)
+        # keep writing until the restarted reader sees the recreated topic
+        while not inbox.of("EventDataReceived"):
+            await writer.write("gone", "s", event("Back"))
+            await asyncio.sleep(0.1)
+    assert inbox.of("EventDataReceived")[0][0]["id"] == "Back"  # type: ignore[index]
+
+
+async def test_metrics_are_pushed_periodically(broker: EmbeddedBroker, fanout: FanOut) -> None:
+    writer = Writer(broker)
+    await writer.create_stream("m")
+    inbox = Inbox()
+    await fanout.subscribe(inbox.subscriber, Kind.METRICS, "m")
+    await writer.write("m", "s", event("E"))
+    got = await inbox.wait_for("TopicMetricsUpdated", 3)
+    assert {"timestamp", "topicId", "topicName", "bytesPerSecond", "activeStreams"} == set(
+        got[-1][0]  # type: ignore[arg-type]
+    )
+    assert any(args[0]["bytesPerSecond"] > 0 for args in got)  # type: ignore[index]
+    assert got[-1][0]["activeStreams"] == 2  # type: ignore[index]
+
+
+def test_topic_metrics_buckets_history_and_idle_intervals() -> None:
+    metrics = TopicMetrics("t", interval=1.0, window=10.0)
+    metrics.add(100, 1000.2)  # replayed history
+    metrics.add(50, 1003.5)
+    assert metrics.tick(active_streams=1, now=1005.1) is not None
+    assert [(s.timestamp, s.bytes_per_second) for s in metrics.history()] == [
+        (1001.0, 100.0),
+        (1004.0, 50.0),
+        (1005.0, 0.0),
+    ]
+    metrics.add(30, 1005.5)
+    sample = metrics.tick(active_streams=2, now=1006.0)
+    assert sample is not None and (sample.bytes_per_second, sample.active_streams) == (30.0, 2)
+    for second in range(1007, 1030):
+        metrics.tick(active_streams=0, now=second)
+    assert len(metrics.history()) == 10  # bounded by the window
