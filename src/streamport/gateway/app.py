@@ -25,7 +25,7 @@ from streamport._version import __version__
 from streamport.broker import Broker
 from streamport.errors import StreamportError
 from streamport.gateway.auth import TokenStore
-from streamport.gateway.http import admin
+from streamport.gateway.http import admin, openapi, writer
 from streamport.gateway.http.common import (
     handle_http_error,
     handle_streamport_error,
@@ -93,6 +93,8 @@ def create_app(
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Mount("/api", routes=admin.routes),
+        Mount("/writer", routes=writer.routes),
+        *openapi.routes(),
     ]
     app = Starlette(
         routes=routes,

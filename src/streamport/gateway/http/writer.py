@@ -1,0 +1,151 @@
+"""The Writer HTTP API under ``/writer``, compatible with Quix's (spec: quix-api.md §1).
+
+A Quix client changes only its base URL: ``https://writer-{env}.platform.quix.io`` becomes
+``http://HOST:PORT/writer``. Bodies bind camelCase and PascalCase alike; every write is answered
+only after the broker made it durable. Beyond Quix, ``POST /topics/{topic}/messages`` writes plain
+records (the shape quixstreams 3.x applications produce and consume).
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from streamport.broker import validate_topic_name
+from streamport.errors import ValidationError
+from streamport.gateway.http.common import (
+    decode_json,
+    json_response,
+    principal,
+    read_body,
+    require_json,
+)
+from streamport.gateway.http.records import parse_records
+from streamport.gateway.state import GatewayState
+from streamport.model import (
+    StreamEndType,
+    parse_event_data,
+    parse_event_definitions,
+    parse_parameter_data,
+    parse_parameter_definitions,
+    parse_stream_details,
+)
+from streamport.streams.writer import Writer, check_stream_id
+
+OK = 200
+
+
+def _writer(request: Request) -> Writer:
+    state: GatewayState = request.app.state.gateway
+    return state.writer
+
+
+def _topic(request: Request) -> str:
+    topic = validate_topic_name(request.path_params["topic"])
+    principal(request, "write", topic)
+    return topic
+
+
+def _stream(request: Request) -> tuple[str, str]:
+    topic = _topic(request)
+    stream_id = request.path_params["stream_id"]
+    check_stream_id(stream_id)
+    return topic, stream_id
+
+
+async def _json_body(request: Request, *, optional: bool = False) -> object:
+    """The decoded JSON body; with `optional`, an empty body (with any content type) is ``{}``."""
+    if not optional:
+        return decode_json(await read_body(request))
+    body = await read_body(request, json=False)
+    if not body.strip():
+        return {}
+    require_json(request)
+    return decode_json(body)
+
+
+async def create_stream(request: Request) -> Response:
+    topic = _topic(request)
+    properties = parse_stream_details(await _json_body(request, optional=True))
+    stream_id = await _writer(request).create_stream(topic, properties)
+    return json_response({"streamId": stream_id})
+
+
+async def update_stream(request: Request) -> Response:
+    topic, stream_id = _stream(request)
+    properties = parse_stream_details(await _json_body(request, optional=True))
+    await _writer(request).write(topic, stream_id, properties)
+    return Response(status_code=OK)
+
+
+async def send_parameter_data(request: Request) -> Response:
+    topic, stream_id = _stream(request)
+    data = parse_parameter_data(await _json_body(request))
+    await _writer(request).write(topic, stream_id, data)
+    return Response(status_code=OK)
+
+
+async def send_event_data(request: Request) -> Response:
+    topic, stream_id = _stream(request)
+    events = parse_event_data(await _json_body(request))
+    # One message per request: a list is written as "EventData[]", one event as "EventData".
+    await _writer(request).write(topic, stream_id, events if len(events) != 1 else events[0])
+    return Response(status_code=OK)
+
+
+async def set_parameter_definitions(request: Request) -> Response:
+    topic, stream_id = _stream(request)
+    definitions = parse_parameter_definitions(await _json_body(request))
+    await _writer(request).write(topic, stream_id, definitions)
+    return Response(status_code=OK)
+
+
+async def set_event_definitions(request: Request) -> Response:
+    topic, stream_id = _stream(request)
+    definitions = parse_event_definitions(await _json_body(request))
+    await _writer(request).write(topic, stream_id, definitions)
+    return Response(status_code=OK)
+
+
+async def close_stream(request: Request) -> Response:
+    """Write a StreamEnd. Quix sends no body; ``{"endType": "Aborted"}`` is accepted too."""
+    topic, stream_id = _stream(request)
+    body = await _json_body(request, optional=True)
+    end_type = StreamEndType.CLOSED
+    if isinstance(body, dict):
+        raw = {k.lower(): v for k, v in body.items()}.get("endtype")
+        if raw is not None:
+            end_type = _end_type(raw)
+    await _writer(request).close_stream(topic, stream_id, end_type)
+    return Response(status_code=OK)
+
+
+def _end_type(raw: object) -> StreamEndType:
+    names = {t.value.lower(): t for t in StreamEndType}
+    if isinstance(raw, str) and raw.lower() in names:
+        return names[raw.lower()]
+    raise ValidationError(
+        f"endType must be one of {', '.join(t.value for t in StreamEndType)}", field="endType"
+    )
+
+
+async def send_messages(request: Request) -> Response:
+    topic = _topic(request)
+    require_json(request)
+    records = parse_records(decode_json(await read_body(request)))
+    placed = await _writer(request).produce(topic, records)
+    return json_response({"offsets": [{"partition": p, "offset": o} for p, o in placed]})
+
+
+_STREAM = "/topics/{topic}/streams/{stream_id}"
+routes = [
+    Route("/topics/{topic}/streams", create_stream, methods=["POST"]),
+    Route(_STREAM, update_stream, methods=["PUT"]),
+    Route(_STREAM + "/parameters/data", send_parameter_data, methods=["POST"]),
+    Route(_STREAM + "/events/data", send_event_data, methods=["POST"]),
+    Route(_STREAM + "/parameters", set_parameter_definitions, methods=["PUT"]),
+    Route(_STREAM + "/events", set_event_definitions, methods=["PUT"]),
+    Route(_STREAM + "/close", close_stream, methods=["POST"]),
+    Route("/topics/{topic}/messages", send_messages, methods=["POST"]),
+]

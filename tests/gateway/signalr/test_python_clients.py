@@ -1,0 +1,154 @@
+"""The Python SignalR clients `pysignalr` (asyncio) and `signalrcore` (threads) against the real server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from typing import Any
+
+import pytest
+from pysignalr.client import SignalRClient
+from pysignalr.messages import CompletionMessage
+from pysignalr.protocol.json import JSONProtocol
+from pysignalr.protocol.messagepack import MessagepackProtocol
+from signalrcore.hub_connection_builder import HubConnectionBuilder
+from signalrcore.types import HttpTransportType, HubProtocolEncoding
+
+from .support import RunningServer
+
+pytestmark = pytest.mark.integration
+
+
+async def _pysignalr_session(url: str, protocol: Any) -> dict[str, Any]:
+    client = SignalRClient(url, protocol=protocol, ping_interval=10**6, retry_count=1)
+    opened = asyncio.Event()
+    results: dict[str, Any] = {}
+    done: dict[str, asyncio.Future[CompletionMessage]] = {}
+    loop = asyncio.get_running_loop()
+    pushed: asyncio.Future[Any] = loop.create_future()
+
+    async def on_open() -> None:
+        opened.set()
+
+    async def on_pushed(args: Any) -> None:
+        if not pushed.done():
+            pushed.set_result(args)
+
+    async def on_error(message: CompletionMessage) -> None:
+        results.setdefault("errors", []).append(message.error)
+
+    client.on_open(on_open)
+    client.on_error(on_error)  # pysignalr requires one for Completions with an error
+    client.on("Pushed", on_pushed)
+
+    async def call(key: str, method: str, args: list[Any]) -> None:
+        future: asyncio.Future[CompletionMessage] = loop.create_future()
+        done[key] = future
+
+        async def on_result(message: CompletionMessage) -> None:
+            future.set_result(message)
+
+        await client.send(method, args, on_result)
+
+    runner = asyncio.create_task(client.run())
+    try:
+        async with asyncio.timeout(20):
+            await opened.wait()
+            await call("echo", "Echo", [{"a": [1, 2]}])
+            await call("add", "add", [40, 2])
+            await call("hub_error", "ThrowHubError", ["nope"])
+            await call("unknown", "Missing", [])
+            await client.send("Push", ["Pushed", "hello"])  # fire and forget: no Completion
+            results["pushed"] = await pushed
+            for key, future in done.items():
+                message = await future
+                results[key] = (message.result, message.error)
+    finally:
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await runner
+    return results
+
+
+@pytest.mark.parametrize(
+    "protocol", [JSONProtocol(), MessagepackProtocol()], ids=["json", "msgpack"]
+)
+async def test_pysignalr_websockets(hub_server: RunningServer, protocol: Any) -> None:
+    results = await _pysignalr_session(hub_server.url("/hub"), protocol)
+    assert results["echo"] == ({"a": [1, 2]}, None)
+    assert results["add"] == (42, None)
+    assert results["hub_error"] == (
+        None,
+        "An unexpected error occurred invoking 'ThrowHubError' on the server. HubException: nope",
+    )
+    assert results["unknown"] == (None, "Unknown hub method 'Missing'")
+    assert results["pushed"] == ["hello"]
+    assert len(results["errors"]) == 2
+
+
+def _signalrcore_session(
+    url: str, transport: HttpTransportType, encoding: HubProtocolEncoding
+) -> dict[str, Any]:
+    connection = (
+        HubConnectionBuilder()
+        .with_url(url, options={"transport": transport})
+        .with_hub_protocol(encoding)
+        .build()
+    )
+    opened = threading.Event()
+    pushed = threading.Event()
+    results: dict[str, Any] = {}
+    finished: dict[str, threading.Event] = {}
+    connection.on_open(opened.set)
+
+    def on_pushed(args: Any) -> None:
+        results["pushed"] = args
+        pushed.set()
+
+    connection.on("Pushed", on_pushed)
+
+    def call(key: str, method: str, args: list[Any]) -> None:
+        event = finished[key] = threading.Event()
+
+        def on_result(message: Any) -> None:
+            results[key] = (message.result, message.error)
+            event.set()
+
+        connection.invoke(method, args, on_result)
+
+    errors: list[Any] = []
+    connection.on_error(lambda message: errors.append(message.error))
+    connection.start()
+    try:
+        assert opened.wait(20), "signalrcore did not connect"
+        call("echo", "Echo", ["text"])
+        call("add", "Add", [40, 2])
+        call("push", "Push", ["Pushed", "hi"])
+        assert pushed.wait(20), "no push received"
+        for key, event in finished.items():
+            assert event.wait(20), f"no completion for {key}"
+    finally:
+        connection.stop()
+    results["errors"] = errors
+    return results
+
+
+@pytest.mark.parametrize(
+    ("transport", "encoding"),
+    [
+        (HttpTransportType.web_sockets, HubProtocolEncoding.text),
+        (HttpTransportType.web_sockets, HubProtocolEncoding.binary),
+        (HttpTransportType.long_polling, HubProtocolEncoding.text),
+        (HttpTransportType.server_sent_events, HubProtocolEncoding.text),
+    ],
+    ids=["ws-json", "ws-msgpack", "lp-json", "sse-json"],
+)
+def test_signalrcore(
+    hub_server: RunningServer, transport: HttpTransportType, encoding: HubProtocolEncoding
+) -> None:
+    results = _signalrcore_session(hub_server.url("/hub"), transport, encoding)
+    assert results["echo"][0] == "text"
+    assert results["add"][0] == 42
+    assert results["pushed"] == ["hi"]
+    assert results["errors"] == []
