@@ -46,6 +46,8 @@ _LOG4J2 = _ROOT / "scripts" / "kafka" / "log4j2.xml"
 _PROVISION = _ROOT / "scripts" / "provision.d" / "30-kafka.sh"
 
 START_TIMEOUT = 90.0
+# Accounts of the SASL/PLAIN listener (test-only credentials).
+SASL_USERS = {"streamport": "streamport-secret"}
 STOP_TIMEOUT = 30.0
 
 
@@ -94,9 +96,10 @@ class KafkaService:
         self.workdir = workdir
         self.libs = libs or ensure_libs()
         self.port = free_port()
+        self.sasl_port = free_port()
         self.controller_port = free_port()
-        while self.controller_port == self.port:
-            self.controller_port = free_port()
+        while len({self.port, self.sasl_port, self.controller_port}) < 3:
+            self.sasl_port, self.controller_port = free_port(), free_port()
         self.data_dir = workdir / "data"
         self.log_path = workdir / "kafka.log"
         self.properties_path = workdir / "server.properties"
@@ -108,6 +111,11 @@ class KafkaService:
         return f"127.0.0.1:{self.port}"
 
     @property
+    def sasl_bootstrap(self) -> str:
+        """A SASL_PLAINTEXT listener (mechanism PLAIN) that accepts :data:`SASL_USERS`."""
+        return f"127.0.0.1:{self.sasl_port}"
+
+    @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
@@ -117,12 +125,23 @@ class KafkaService:
             "node.id": "1",
             "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
             "listeners": (
-                f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}"
+                f"PLAINTEXT://127.0.0.1:{self.port},SASL_PLAINTEXT://127.0.0.1:{self.sasl_port},"
+                f"CONTROLLER://127.0.0.1:{self.controller_port}"
             ),
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "advertised.listeners": (
+                f"PLAINTEXT://127.0.0.1:{self.port},SASL_PLAINTEXT://127.0.0.1:{self.sasl_port}"
+            ),
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "listener.security.protocol.map": (
+                "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT"
+            ),
+            "sasl.enabled.mechanisms": "PLAIN",
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config": (
+                "org.apache.kafka.common.security.plain.PlainLoginModule required "
+                + " ".join(f'user_{user}="{password}"' for user, password in SASL_USERS.items())
+                + ";"
+            ),
             "log.dirs": str(self.data_dir),
             "num.partitions": "1",
             "auto.create.topics.enable": "false",

@@ -42,6 +42,7 @@ from streamport.broker.kafka._errors import translate, translated
 from streamport.errors import (
     BrokerClosed,
     RecordTooLarge,
+    StreamportError,
     ValidationError,
 )
 
@@ -116,6 +117,7 @@ class KafkaBroker:
         self._space = asyncio.Event()
         self._partitions: dict[str, int] = {}
         self._consumers: set[KafkaConsumer] = set()
+        self._auth_error: KafkaError | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -135,20 +137,30 @@ class KafkaBroker:
             **self._settings,
         }
         self._admin = AdminClient(self._settings)
-        self._producer = Producer(producer_settings)
-        admin = self._admin
-        # Fail fast (and retriably) when the cluster cannot be reached.
-        try:
-            await self._door.call(lambda: admin.list_topics(timeout=self._request_timeout))
-        except BaseException:
-            await self._door.close()
-            self._state = _State.CLOSED
-            raise
+        self._producer = Producer({**producer_settings, "error_cb": self._on_client_error})
+        producer = self._producer
         self._poller = threading.Thread(
             target=self._poll_deliveries, name="streamport-kafka-deliveries", daemon=True
         )
         self._poller.start()
         self._state = _State.OPEN
+        # Fail fast (and retriably) when the cluster cannot be reached.
+        try:
+            await self._door.call(lambda: producer.list_topics(timeout=self._request_timeout))
+        except BaseException as exc:
+            await self.aclose()
+            if self._auth_error is not None and isinstance(exc, StreamportError):
+                # librdkafka reports refused credentials only as a log/error event and then
+                # the metadata request times out; name the real cause.
+                raise translate(self._auth_error) from exc
+            raise
+
+    def _on_client_error(self, error: KafkaError) -> None:
+        # Runs on the poll thread. librdkafka recovers from most client-level errors by itself;
+        # the last refused-credentials error is kept to explain a failed start().
+        if error.code() in (KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED):
+            self._auth_error = error
+        log.warning("Kafka client error: %s", error.str())
 
     async def aclose(self) -> None:
         if self._state is _State.CLOSED:
@@ -157,7 +169,7 @@ class KafkaBroker:
         self._state = _State.CLOSED
         for consumer in list(self._consumers):
             await consumer.aclose()
-        if was_open and self._producer is not None:
+        if was_open and self._producer is not None and self._auth_error is None:
             producer = self._producer
             # Deliver what is in flight (bounded by message.timeout.ms), then stop polling.
             await asyncio.to_thread(producer.flush, self._request_timeout)

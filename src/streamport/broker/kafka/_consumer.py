@@ -17,9 +17,11 @@ import asyncio
 import enum
 import queue
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any, Self, TypeVar
 
 from confluent_kafka import Consumer as RdConsumer
@@ -105,7 +107,11 @@ class KafkaConsumer:
         self._commands: queue.Queue[_Command] = queue.Queue(maxsize=_COMMANDS)
         # Loop side: what the application sees.
         self._buffer: deque[ConsumedRecord] = deque()
-        self._backlog = 0  # read by the thread to decide on pausing
+        # Records handed to the loop (written by the thread only) and records that left the
+        # buffer (written by the loop only); their difference is the read-ahead the thread
+        # paces itself by, counting batches still on their way to the loop.
+        self._handed = 0
+        self._taken = 0
         self._assignment: frozenset[TopicPartition] = frozenset()
         self._positions: dict[TopicPartition, int] = {}
         self._expected: dict[TopicPartition, int | None] = {}
@@ -226,15 +232,36 @@ class KafkaConsumer:
         Resolving here (instead of letting librdkafka resolve lazily) fixes "latest" at the
         moment of assignment, so a record produced right after start() is never skipped.
         """
-        stored = {(tp.topic, tp.partition): tp.offset for tp in rd.committed(tps, self._timeout)}
+        stored = {}
+        if committed:
+            found = self._retrying(lambda: rd.committed(tps, self._timeout))
+            stored = {(tp.topic, tp.partition): tp.offset for tp in found}
         resolved = []
         for tp in tps:
-            low, high = rd.get_watermark_offsets(tp, timeout=self._timeout)
+            marks = self._retrying(partial(rd.get_watermark_offsets, tp, self._timeout))
+            if marks is None:
+                raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "no watermarks"))
+            low, high = marks
             offset = stored.get((tp.topic, tp.partition), -1) if committed else -1
             if not low <= offset <= high:
                 offset = low if self._reset == "earliest" else high
             resolved.append(KafkaTopicPartition(tp.topic, tp.partition, offset))
         return resolved
+
+    def _retrying(self, call: Callable[[], T]) -> T:
+        """`call`, retried while Kafka says "not now" (a coordinator moving after a restart)."""
+        deadline = time.monotonic() + self._timeout
+        while True:
+            try:
+                return call()
+            except KafkaException as exc:
+                error = exc.args[0] if exc.args else None
+                retriable = isinstance(error, KafkaError) and isinstance(
+                    translate(error), BrokerUnavailable
+                )
+                if not retriable or time.monotonic() > deadline or self._stop.is_set():
+                    raise
+            time.sleep(0.1)
 
     def _assign(self, rd: RdConsumer, tps: list[KafkaTopicPartition]) -> None:
         rd.assign(tps)
@@ -254,10 +281,11 @@ class KafkaConsumer:
         self._to_loop(self._on_revoked, frozenset(_tp(tp) for tp in tps))
 
     def _pace(self, rd: RdConsumer) -> None:
-        if not self._paused and self._backlog >= BUFFER_RECORDS:
+        backlog = self._handed - self._taken
+        if not self._paused and backlog >= BUFFER_RECORDS:
             rd.pause(rd.assignment())
             self._paused = True
-        elif self._paused and self._backlog <= BUFFER_RECORDS // 2:
+        elif self._paused and backlog <= BUFFER_RECORDS // 2:
             rd.resume(rd.assignment())
             self._paused = False
 
@@ -285,6 +313,7 @@ class KafkaConsumer:
                 timestamp_ms=timestamp,
             )
             records.append((record, self._generations.get(TopicPartition(topic, partition), 0)))
+        self._handed += len(records)
         self._to_loop(self._on_records, records, error)
 
     def _run_commands(self, rd: RdConsumer) -> None:
@@ -331,15 +360,17 @@ class KafkaConsumer:
         for record, generation in records:
             if self._expected.get(TopicPartition(record.topic, record.partition)) == generation:
                 self._buffer.append(record)
-        self._backlog = len(self._buffer)
+            else:
+                self._taken += 1
         if error is not None:
             self._error = translate(error, topic=self._topics[0])
         if self._buffer or self._error is not None:
             self._data.set()
 
     def _drop(self, match: Callable[[ConsumedRecord], bool]) -> None:
-        self._buffer = deque(record for record in self._buffer if not match(record))
-        self._backlog = len(self._buffer)
+        kept = deque(record for record in self._buffer if not match(record))
+        self._taken += len(self._buffer) - len(kept)
+        self._buffer = kept
         if not self._buffer:
             self._data.clear()
 
@@ -384,7 +415,7 @@ class KafkaConsumer:
             record = self._buffer.popleft()
             self._positions[TopicPartition(record.topic, record.partition)] = record.offset + 1
             records.append(record)
-        self._backlog = len(self._buffer)
+        self._taken += len(records)
         if not self._buffer:
             self._data.clear()
         return records
