@@ -611,7 +611,7 @@ class Connection:
     def _bind(self, method: HubMethod, msg: Invocation) -> list[Any] | None:
         assert self.protocol is not None
         expected = len(method.params) - method.stream_params
-        if len(msg.arguments) != expected:
+        if not expected - method.optional <= len(msg.arguments) <= expected:
             self._metrics.count(MetricEvent.BINDING_ERROR)
             self._reply_error(
                 msg.invocation_id,
@@ -634,7 +634,10 @@ class Connection:
                     self._uploads[next(stream_ids)] = upload
                     args.append(upload.__aiter__())
                 else:
-                    args.append(decode(next(raw_args), type_))
+                    raw = next(raw_args, None)
+                    if raw is None:
+                        break  # the rest have defaults (HubMethod.optional)
+                    args.append(decode(raw, type_))
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             self._metrics.count(MetricEvent.BINDING_ERROR)
             self._reply_error(

@@ -53,7 +53,7 @@ class MethodKind:
 class HubMethod:
     """One bound-able hub method: its parameters' types, stream parameters and whether it returns a value."""
 
-    __slots__ = ("attr", "kind", "name", "params", "returns_value", "stream_params")
+    __slots__ = ("attr", "kind", "name", "optional", "params", "returns_value", "stream_params")
 
     def __init__(
         self,
@@ -62,6 +62,7 @@ class HubMethod:
         kind: int,
         params: list[tuple[Any, bool]],
         returns_value: bool,
+        optional: int = 0,
     ) -> None:
         self.name = name
         self.attr = attr
@@ -70,6 +71,8 @@ class HubMethod:
         self.params = params
         self.stream_params = sum(1 for _, is_stream in params if is_stream)
         self.returns_value = returns_value
+        # trailing value parameters with defaults: the caller may omit them
+        self.optional = optional
 
     @property
     def value_params(self) -> list[Any]:
@@ -86,6 +89,7 @@ def _describe(name: str, attr: str, func: Callable[..., Any]) -> HubMethod:
         raise TypeError(f"hub method {attr!r}: cannot resolve its annotations: {exc}") from exc
     signature = inspect.signature(func)
     params: list[tuple[Any, bool]] = []
+    optional = 0
     for param in list(signature.parameters.values())[1:]:  # skip self
         if param.kind not in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD):
             raise TypeError(f"hub method {attr!r}: parameter {param.name!r} must be positional")
@@ -96,10 +100,13 @@ def _describe(name: str, attr: str, func: Callable[..., Any]) -> HubMethod:
             params.append((item_type, True))
         else:
             params.append((annotation, False))
+            optional = optional + 1 if param.default is not param.empty else 0
     kind = MethodKind.STREAM if inspect.isasyncgenfunction(func) else MethodKind.PLAIN
     returns = hints.get("return", Any)
     returns_value = returns is not type(None) and returns is not None
-    return HubMethod(name, attr, kind, params, returns_value)
+    if optional and params[-1][1]:
+        optional = 0  # defaults are optional only at the end, after any stream parameter
+    return HubMethod(name, attr, kind, params, returns_value, optional)
 
 
 class HubMethods:
