@@ -7,8 +7,6 @@ Keys repeat (one stream = one key), so the hash is memoised in a bounded cache.
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 _SEED = 0x9747B28C
 _M = 0x5BD1E995
 _MASK = 0xFFFFFFFF
@@ -43,9 +41,27 @@ def murmur2(data: bytes) -> int:
     return h - (1 << 32) if h & 0x80000000 else h
 
 
-@lru_cache(maxsize=65536)
-def _positive_hash(key: bytes) -> int:
-    return murmur2(key) & 0x7FFFFFFF
+_CACHE: dict[bytes, int] = {}
+_CACHE_SIZE = 65536  # keys remembered; the cache is emptied when it is full
+
+
+def positive_hash(key: bytes) -> int:
+    """``toPositive(murmur2(key))``, memoised (the partition is this modulo the partition count)."""
+    h = _CACHE.get(key)
+    if h is None:
+        h = murmur2(key) & 0x7FFFFFFF
+        if len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.clear()
+        _CACHE[key] = h
+    return h
+
+
+def positive_hashes(keys: list[bytes]) -> list[int]:
+    """`positive_hash` of each key; one C-level pass when all keys were seen before."""
+    try:
+        return list(map(_CACHE.__getitem__, keys))
+    except KeyError:
+        return list(map(positive_hash, keys))
 
 
 def partition_for_key(key: bytes, partitions: int) -> int:
@@ -54,4 +70,4 @@ def partition_for_key(key: bytes, partitions: int) -> int:
     >>> partition_for_key(b"foobar", 4)
     2
     """
-    return _positive_hash(key) % partitions
+    return positive_hash(key) % partitions

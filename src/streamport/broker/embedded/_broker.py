@@ -41,9 +41,9 @@ from streamport.broker.embedded._datadir import DataDir, _info
 from streamport.broker.embedded._frame import encode_payload
 from streamport.broker.embedded._log import PartitionLog
 from streamport.broker.embedded._offsets import OffsetStore
+from streamport.broker.embedded._route import group, max_timestamp, metadata, route
 from streamport.broker.embedded._segment import Segment, recover_partition, segment_name
 from streamport.broker.embedded._writer import PartitionFile, Writer
-from streamport.broker.partitioner import partition_for_key
 from streamport.errors import (
     BrokerClosed,
     DataDirError,
@@ -273,58 +273,23 @@ class EmbeddedBroker:
         writer = self._running()
         if not records:
             return []
-        n = t.info.partitions
         now = time.time_ns() // 1_000_000
-        parts: list[int] = []
-        sticky = -1
-        for i, r in enumerate(records):
-            p = r.partition
-            if p is None:
-                if r.key is None:
-                    if sticky < 0:
-                        sticky = t.next_sticky()
-                    p = sticky
-                else:
-                    p = partition_for_key(r.key, n) if n > 1 else 0
-            elif not 0 <= p < n:
-                raise ValidationError(
-                    f"records[{i}].partition is {p} but topic {topic!r} has {n} partitions "
-                    f"(0..{n - 1})",
-                    field=f"records[{i}].partition",
-                )
-            parts.append(p)
-        first = parts[0]
-        if parts.count(first) == len(parts):
-            groups: dict[int, list[Record]] = {first: list(records)}
-        else:
-            groups = {}
-            for r, p in zip(records, parts, strict=True):
-                groups.setdefault(p, []).append(r)
+        parts = route(records, t.info.partitions, t.next_sticky, topic)
+        groups, indexes = group(records, parts)
         batches = []
         for p, recs in groups.items():
             payload = encode_payload(recs)
             if len(payload) > self.max_record_bytes:
                 self._check_sizes(records)
-            stamps = [r.timestamp_ms for r in recs]
-            max_ts = max((s for s in stamps if s is not None), default=now)
-            if max_ts < now and None in stamps:
-                max_ts = now
-            batches.append((t.logs[p], payload, len(recs), now, max_ts))
+            batches.append((t.logs[p], payload, len(recs), now, max_timestamp(recs, now)))
         results = await writer.append_many(
             [
                 ((lg.file, payload, count, bts, mts), partial(lg.on_appended, count, mts))
                 for lg, payload, count, bts, mts in batches
             ]
         )
-        if len(groups) == 1:
-            base = results[0].base_offset
-            return [RecordMetadata(first, base + i) for i in range(len(records))]
-        next_offset = {p: res.base_offset for p, res in zip(groups, results, strict=True)}
-        out = []
-        for p in parts:
-            out.append(RecordMetadata(p, next_offset[p]))
-            next_offset[p] += 1
-        return out
+        bases = {p: res.base_offset for p, res in zip(groups, results, strict=True)}
+        return metadata(len(records), bases, indexes)
 
     def _check_sizes(self, records: Sequence[Record]) -> None:
         limit = self.max_record_bytes

@@ -8,9 +8,8 @@ A segment file is a 16-byte file header followed by frames::
 
 All integers are little-endian. ``length`` counts the bytes after the crc (28 header bytes plus
 the payload) and ``crc32`` covers exactly those bytes, so a frame cut short by a crash, or with a
-flipped bit, is detected on recovery. The payload is the msgpack encoding (msgspec) of the
-produced :class:`~streamport.broker.base.Record` structs; records produced without a timestamp
-take the batch timestamp (the time of the write).
+flipped bit, is detected on recovery. The payload is msgpack (msgspec), columnar (see ``encode_payload``);
+records produced without a timestamp take the batch timestamp (the time of the write).
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Sequence
+from itertools import repeat
 from typing import Final, NamedTuple
 
 import msgspec
@@ -52,22 +52,25 @@ class Frame(NamedTuple):
     end: int  # where the next frame starts
 
 
-class _Stored(msgspec.Struct, gc=False):
-    """A record as stored: the same field names as Record, so Record structs encode to it."""
-
-    value: bytes
-    key: bytes | None = None
-    headers: Headers = ()
-    timestamp_ms: int | None = None
-    partition: int | None = None
-
-
+# The payload is columnar: [keys, values, headers or None, timestamps or None]. None stands
+# for "all empty" (headers) and "all the batch timestamp" (timestamps), the common cases, so
+# encoding and decoding are a few C-level passes instead of per-record Python work.
+_Columns = tuple[list[bytes | None], list[bytes], list[Headers] | None, list[int | None] | None]
 _encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(list[_Stored])
+_decoder = msgspec.msgpack.Decoder(_Columns)
+_NO_HEADERS: Headers = ()
 
 
 def encode_payload(records: Sequence[Record]) -> bytes:
-    return _encoder.encode(records)
+    keys = [r.key for r in records]
+    values = [r.value for r in records]
+    headers: list[Headers] | None = [r.headers for r in records]
+    stamps: list[int | None] | None = [r.timestamp_ms for r in records]
+    if headers is not None and headers.count(_NO_HEADERS) == len(headers):
+        headers = None
+    if stamps is not None and stamps.count(None) == len(stamps):
+        stamps = None
+    return _encoder.encode((keys, values, headers, stamps))
 
 
 def file_header(base_offset: int) -> bytes:
@@ -139,26 +142,33 @@ def decode_records(
     topic: str, partition: int, frame: Frame, start_offset: int, limit: int
 ) -> list[ConsumedRecord]:
     """The records of `frame` from `start_offset` on, at most `limit` of them."""
-    stored = _decoder.decode(frame.payload)
-    if len(stored) != frame.n_records:
+    keys, values, headers, stamps = _decoder.decode(frame.payload)
+    n = len(values)
+    if n != frame.n_records or len(keys) != n:
         raise FrameError(
-            f"frame at offset {frame.base_offset} holds {len(stored)} records, header says {frame.n_records}",
+            f"frame at offset {frame.base_offset} holds {n} records, header says {frame.n_records}",
             torn=False,
         )
     skip = max(0, start_offset - frame.base_offset)
-    if skip or limit < len(stored) - skip:
-        stored = stored[skip : skip + limit]
+    stop = min(n, skip + limit)
+    if skip or stop < n:
+        keys, values = keys[skip:stop], values[skip:stop]
+        headers = headers[skip:stop] if headers is not None else None
+        stamps = stamps[skip:stop] if stamps is not None else None
+    count = stop - skip
+    if stamps is not None and None in stamps:
+        bts = frame.batch_ts
+        stamps = [bts if s is None else s for s in stamps]
     base = frame.base_offset + skip
-    bts = frame.batch_ts
-    return [
-        ConsumedRecord(
-            topic,
-            partition,
-            base + i,
-            r.key,
-            r.value,
-            r.headers,
-            bts if r.timestamp_ms is None else r.timestamp_ms,
+    return list(
+        map(
+            ConsumedRecord,
+            repeat(topic, count),
+            repeat(partition, count),
+            range(base, base + count),
+            keys,
+            values,
+            repeat(_NO_HEADERS, count) if headers is None else headers,
+            repeat(frame.batch_ts, count) if stamps is None else stamps,
         )
-        for i, r in enumerate(stored)
-    ]
+    )
