@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,12 +13,19 @@ from pysignalr.client import SignalRClient
 from pysignalr.messages import CompletionMessage
 from pysignalr.protocol.json import JSONProtocol
 from pysignalr.protocol.messagepack import MessagepackProtocol
-from signalrcore.hub_connection_builder import HubConnectionBuilder
-from signalrcore.types import HttpTransportType, HubProtocolEncoding
+from signalrcore.hub_connection_builder import HubConnectionBuilder  # type: ignore[import-untyped]
+from signalrcore.types import HttpTransportType, HubProtocolEncoding  # type: ignore[import-untyped]
 
-from .support import RunningServer
+from .support import RunningServer, running_server
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def hub_server() -> Iterator[RunningServer]:
+    # signalrcore's stop() returns only once its reader thread got one more frame: Ping every second
+    with running_server(keep_alive_interval=1.0) as server:
+        yield server
 
 
 async def _pysignalr_session(url: str, protocol: Any) -> dict[str, Any]:
@@ -42,11 +50,13 @@ async def _pysignalr_session(url: str, protocol: Any) -> dict[str, Any]:
     client.on_error(on_error)  # pysignalr requires one for Completions with an error
     client.on("Pushed", on_pushed)
 
-    async def call(key: str, method: str, args: list[Any]) -> None:
+    async def call(
+        key: str, method: str, args: list[Any]
+    ) -> None:  # pysignalr types args too narrowly
         future: asyncio.Future[CompletionMessage] = loop.create_future()
         done[key] = future
 
-        async def on_result(message: CompletionMessage) -> None:
+        async def on_result(message: Any) -> None:
             future.set_result(message)
 
         await client.send(method, args, on_result)
@@ -59,12 +69,16 @@ async def _pysignalr_session(url: str, protocol: Any) -> dict[str, Any]:
             await call("add", "add", [40, 2])
             await call("hub_error", "ThrowHubError", ["nope"])
             await call("unknown", "Missing", [])
-            await client.send("Push", ["Pushed", "hello"])  # fire and forget: no Completion
+            await client.send("Push", ["Pushed", "hello"])  # type: ignore[list-item]  # fire and forget: no Completion
             results["pushed"] = await pushed
             for key, future in done.items():
                 message = await future
                 results[key] = (message.result, message.error)
     finally:
+        # pysignalr has no stop(): close its socket (else it leaks on cancel), then end run()
+        ws = client._transport._ws
+        if ws is not None:
+            await ws.close()
         runner.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await runner
