@@ -207,7 +207,6 @@ class KafkaService:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                start_new_session=True,
             )
         try:
             self._wait_ready(timeout)
