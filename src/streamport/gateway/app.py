@@ -32,6 +32,7 @@ from streamport.gateway.http.common import (
     handle_unexpected,
     json_response,
 )
+from streamport.gateway.hubs import Hubs
 from streamport.gateway.metrics import Metrics
 from streamport.gateway.state import GatewayState
 from streamport.settings import Settings
@@ -76,22 +77,26 @@ def create_app(
         ),
         metrics=meters,
     )
+    hubs = Hubs(state)  # the Writer/Reader SignalR hubs and the read fan-out
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if manage_broker:
             await broker.start()
+        await hubs.start()
         app.state.ready = True
         try:
             yield
         finally:
             app.state.ready = False
+            await hubs.aclose()
             if manage_broker:
                 await broker.aclose()
 
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        *hubs.routes,  # before any /writer mount: /writer/hub and /reader/hub
         Mount("/api", routes=admin.routes),
         Mount("/writer", routes=writer.routes),
         *openapi.routes(),

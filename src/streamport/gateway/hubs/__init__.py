@@ -1,0 +1,77 @@
+"""The Quix Writer and Reader hubs, served over SignalR at ``/writer/hub`` and ``/reader/hub``.
+
+`Hubs` builds both SignalR servers and the process's `FanOut` from the gateway state; the app
+mounts ``hubs.routes`` and runs ``hubs.start()`` / ``hubs.aclose()`` in its lifespan.
+See ``docs/hubs.md`` for the methods, payloads and the rules (topic names, wildcards, auth).
+
+Example::
+
+    hubs = Hubs(state)
+    app = Starlette(routes=[*hubs.routes, ...], lifespan=...)  # start()/aclose() in the lifespan
+"""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+from streamport.errors import Unauthenticated
+from streamport.gateway.auth import ANONYMOUS_ADMIN, Principal
+from streamport.gateway.hubs._common import TopicNames
+from streamport.gateway.hubs._reader import ReaderHub
+from streamport.gateway.hubs._writer import WriterHub
+from streamport.gateway.signalr import AuthRequest, ServerOptions, SignalRServer
+from streamport.gateway.state import GatewayState
+from streamport.streams.fanout import FanOut, FanOutOptions
+
+__all__ = ["Hubs", "ReaderHub", "WriterHub"]
+
+WRITER_PATH = "/writer/hub"
+READER_PATH = "/reader/hub"
+
+
+class Hubs:
+    """Both hubs and the fan-out of one gateway process."""
+
+    def __init__(
+        self,
+        state: GatewayState,
+        *,
+        fanout_options: FanOutOptions | None = None,
+        server_options: ServerOptions | None = None,
+    ) -> None:
+        self.state = state
+        self.fanout = FanOut(state.broker, fanout_options)
+        origins = set(state.settings.cors_origins)
+        options = server_options or ServerOptions(
+            authenticate=self._authenticate,
+            allow_origin=(lambda origin: "*" in origins or origin in origins) if origins else None,
+        )
+        broker = state.broker
+        self.writer = SignalRServer(
+            lambda ctx: WriterHub(ctx, state.writer, TopicNames(broker)), options
+        )
+        self.reader = SignalRServer(
+            lambda ctx: ReaderHub(ctx, self.fanout, TopicNames(broker)), options
+        )
+
+    async def _authenticate(self, request: AuthRequest) -> Principal:
+        if not self.state.settings.auth:
+            return ANONYMOUS_ADMIN
+        if not request.token:
+            raise Unauthenticated("missing access token: use accessTokenFactory or access_token")
+        return self.state.tokens.authenticate(request.token)
+
+    @property
+    def routes(self) -> list[BaseRoute]:
+        return [self.writer.route(WRITER_PATH), self.reader.route(READER_PATH)]
+
+    async def start(self) -> None:
+        await self.fanout.start()
+        await self.writer.start()
+        await self.reader.start()
+
+    async def aclose(self) -> None:
+        # servers first: their connections' on_disconnected unsubscribe from the fan-out
+        await self.reader.aclose()
+        await self.writer.aclose()
+        await self.fanout.aclose()
