@@ -1,0 +1,3 @@
+"""Fixtures shared by the whole suite. Real services come from tests/services/."""
+
+pytest_plugins = ["tests.services.kafka"]
