@@ -234,3 +234,17 @@ async def test_binary_values_round_trip_through_base64(gateway: Gateway) -> None
     [record] = await gateway.read("bin", 1)
     data = decode(record.value)
     assert isinstance(data, TimeseriesData) and data.binary_values == {"blob": [raw]}
+
+
+async def test_concurrent_first_writes_to_a_new_topic_all_succeed(gateway: Gateway) -> None:
+    # Regression: concurrent auto-creation raced the topic's creation and answered 404.
+    async with gateway.client() as http:
+
+        async def one(n: int) -> int:
+            path = f"/writer/topics/fresh/streams/s{n}/events/data"
+            response = await http.post(path, json=[{"id": "e", "timestamp": n, "value": "v"}])
+            return response.status_code
+
+        statuses = await asyncio.gather(*(one(n) for n in range(30)))
+    assert statuses == [200] * 30
+    assert len(await gateway.read("fresh", 30)) == 30

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Coroutine
+from typing import Any
 
 import typer
 import uvicorn
@@ -78,7 +80,17 @@ def serve(settings: Settings) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     broker = open_broker(settings)
     sock = _bind(settings.host, settings.port)
-    asyncio.run(_run(settings, broker, sock))
+    run_loop(_run(settings, broker, sock))
+
+
+def run_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Run `main` on uvloop when it is installed (uvicorn[standard] brings it), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
 
 
 def _banner(settings: Settings, tokens: TokenStore, port: int) -> None:

@@ -98,8 +98,15 @@ class TokenStore:
         self._lock = threading.Lock()
         self._records: dict[str, TokenRecord] = {}
         self._stamp: tuple[int, int] | None = None
+        self._checked = -1e9
 
-    def _load(self) -> None:
+    def _load(self, *, max_age: float = 0.0) -> None:
+        # Requests call this with max_age=1: the file is looked at at most once a second, so a
+        # token created or revoked by another process takes effect within a second.
+        now = time.monotonic()
+        if max_age and now - self._checked < max_age:
+            return
+        self._checked = now
         try:
             stat = self._path.stat()
         except FileNotFoundError:
@@ -161,16 +168,19 @@ class TokenStore:
         if not token:
             raise Unauthenticated("missing access token: send 'Authorization: Bearer <token>'")
         digest = _digest(token)
-        with self._lock:
-            self._load()
-            records = list(self._records.values())
-        found: TokenRecord | None = None
-        for record in records:  # no early exit: the time taken does not depend on the match
-            if hmac.compare_digest(record.sha256, digest):
-                found = record
-        if found is None:
-            raise Unauthenticated("unknown or revoked access token")
-        return Principal(found.name, tuple(found.scopes))
+        # A token unknown to the cached view may have just been created by another process
+        # (`streamport tokens create --data-dir`): look at the file once more before refusing.
+        for max_age in (1.0, 0.0):
+            with self._lock:
+                self._load(max_age=max_age)
+                records = list(self._records.values())
+            found: TokenRecord | None = None
+            for record in records:  # no early exit: the time taken does not depend on the match
+                if hmac.compare_digest(record.sha256, digest):
+                    found = record
+            if found is not None:
+                return Principal(found.name, tuple(found.scopes))
+        raise Unauthenticated("unknown or revoked access token")
 
 
 def bearer_token(authorization: str | None) -> str | None:

@@ -13,6 +13,7 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 import uuid
@@ -43,21 +44,34 @@ class Writer:
         # Topics known to exist. Only ever grows while the process runs; a topic deleted behind our
         # back shows up as UnknownTopic on produce, which drops it from here and retries once.
         self._known: set[str] = set()
+        self._creating: dict[str, asyncio.Lock] = {}
 
     async def ensure_topic(self, topic: str) -> None:
         """Make sure `topic` exists: create it when auto-creation is on, else raise UnknownTopic."""
         if topic in self._known:
             return
         validate_topic_name(topic)
+        # One check-and-create per topic at a time in this process, so concurrent first writes
+        # wait for the creation instead of racing it. The locks live only while a check runs.
+        lock = self._creating.setdefault(topic, asyncio.Lock())
         try:
-            await self._broker.describe_topic(topic)
-        except UnknownTopic:
-            if not self._auto_create:
-                raise
-            # TopicExists: created concurrently by another writer, just as good.
-            with contextlib.suppress(TopicExists):
-                await self._broker.create_topic(topic, TopicConfig(partitions=self._partitions))
-        self._known.add(topic)
+            async with lock:
+                if topic in self._known:
+                    return
+                try:
+                    await self._broker.describe_topic(topic)
+                except UnknownTopic:
+                    if not self._auto_create:
+                        raise
+                    # TopicExists: created by another process meanwhile, just as good.
+                    with contextlib.suppress(TopicExists):
+                        await self._broker.create_topic(
+                            topic, TopicConfig(partitions=self._partitions)
+                        )
+                self._known.add(topic)
+        finally:
+            if not lock.locked():
+                self._creating.pop(topic, None)
 
     async def produce(self, topic: str, records: Sequence[Record]) -> list[RecordMetadata]:
         """Produce `records` to `topic` and return once they are durable."""

@@ -193,6 +193,7 @@ class Writer:
         self._stopped: asyncio.Future[None] | None = None
         self._failure: BaseException | None = None
         self._closing = False
+        self._pending: list[_Op] = []  # ops of this loop turn, handed over together
         self.files: list[PartitionFile] = []  # closed when the thread stops
 
     def start(self) -> None:
@@ -205,6 +206,7 @@ class Writer:
         if self._thread is None or self._closing:
             return
         self._closing = True
+        self._hand_over()  # what this loop turn queued goes before the stop
         self._queue.put(_STOP)  # the queue has one spare place for it
         assert self._stopped is not None
         await self._stopped
@@ -262,7 +264,22 @@ class Writer:
         if self._closing:
             self._slots.release()
             raise BrokerClosed("the broker is closed")
-        self._queue.put_nowait(op)  # never full: a slot was taken
+        # Ops queued during one turn of the event loop cross to the thread as one list: one
+        # queue.put (and one thread wake-up) per loop turn instead of per produce call.
+        self._pending.append(op)
+        if len(self._pending) == 1:
+            assert self._loop is not None
+            self._loop.call_soon(self._hand_over)
+
+    def _hand_over(self) -> None:
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        if self._failure is not None:  # the thread is gone: fail them here, do not strand them
+            error = BrokerUnavailable(f"the log writer failed: {self._failure}")
+            self._resolve([(op, None, error) for op in pending])
+            return
+        self._queue.put_nowait(pending)  # never full: each list holds at least one slot's op
 
     # --- loop side ---------------------------------------------------------------------------
 
@@ -294,10 +311,10 @@ class Writer:
         stop = False
         try:
             while not stop:
-                batch = [self._queue.get()]
+                batch = self._take(self._queue.get())
                 while True:
                     try:
-                        batch.append(self._queue.get_nowait())
+                        batch.extend(self._take(self._queue.get_nowait()))
                     except queue.Empty:
                         break
                 group: list[_Op] = []
@@ -331,16 +348,21 @@ class Writer:
             assert self._loop is not None
             self._loop.call_soon_threadsafe(self._finish)
 
+    @staticmethod
+    def _take(item: object) -> list[object]:
+        return item if isinstance(item, list) else [item]
+
     def _fail_queued(self, exc: BaseException) -> None:
         error = BrokerUnavailable(f"the log writer failed: {exc}")
         done: list[tuple[_Op, Any, BaseException | None]] = []
         while True:
             try:
-                item = self._queue.get_nowait()
+                items = self._take(self._queue.get_nowait())
             except queue.Empty:
                 break
-            if isinstance(item, AppendOp | CommitOp | CallOp):
-                done.append((item, None, error))
+            done.extend(
+                (i, None, error) for i in items if isinstance(i, AppendOp | CommitOp | CallOp)
+            )
         self._post(done)
 
     def _call(self, op: CallOp) -> tuple[_Op, Any, BaseException | None]:

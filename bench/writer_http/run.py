@@ -1,0 +1,213 @@
+"""Writer HTTP API throughput, next to references measured in the same run.
+
+(a) single-event ``events/data`` requests/s against ``streamport up`` (auth on, embedded broker),
+    next to a bare Starlette+uvicorn endpoint that only parses the same JSON (bare.py).
+(b) batched ``parameters/data`` (1,000 timestamps x 5 numeric values per request) in values/s, next
+    to the embedded broker's own produce rate for the same message bytes (in-process, 8 concurrent
+    producers so group commit can work for it too).
+
+Load comes from wrk (C, a separate process: the client costs little of the 2 cores). Install it
+with ``apt-get install wrk``. Run: ``python bench/writer_http/run.py [--seconds 10]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import msgspec
+
+from streamport.broker import Record
+from streamport.broker.embedded import EmbeddedBroker
+from streamport.model import encode, parse_parameter_data
+
+HERE = Path(__file__).parent
+ROOT = HERE.parent.parent
+sys.path.insert(0, str(ROOT))
+from tests.services.ports import free_port  # noqa: E402
+
+EVENT = b'[{"id":"mouse","timestamp":1700000000000000000,"value":"{\\"x\\":120,\\"y\\":45}","tags":{"page":"home"}}]'
+
+
+def parameters_body() -> bytes:
+    start = 1_700_000_000_000_000_000
+    timestamps = [start + i * 1_000_000 for i in range(1000)]
+    numeric = {f"p{j}": [float(i * 0.5 + j) for i in range(1000)] for j in range(5)}
+    return msgspec.json.encode({"timestamps": timestamps, "numericValues": numeric})
+
+
+def wrk_script(path: str, body: bytes, token: str | None) -> str:
+    lua = Path(tempfile.mkstemp(suffix=".lua")[1])
+    headers = 'wrk.headers["Content-Type"] = "application/json"\n'
+    if token:
+        headers += f'wrk.headers["Authorization"] = "Bearer {token}"\n'
+    lua.write_text(
+        f'wrk.method = "POST"\nwrk.path = "{path}"\n{headers}wrk.body = [==[{body.decode()}]==]\n'
+    )
+    return str(lua)
+
+
+def run_wrk(url: str, script: str, seconds: int, connections: int) -> dict[str, float]:
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script, url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if non2xx:
+        raise SystemExit(f"wrk saw {non2xx.group(1)} error responses:\n{out}")
+
+    def ms(label: str) -> float:
+        match = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)", out, re.M)
+        assert match, out
+        value, unit = float(match.group(1)), match.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    return {"rps": rps, "p50": ms("50"), "p99": ms("99")}
+
+
+def start(cmd: list[str], url: str) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMPORT_")}
+    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    for _ in range(600):
+        try:
+            httpx.get(url, timeout=1)
+            return process
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise SystemExit(f"server did not start: {cmd}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    process.wait(30)
+
+
+async def raw_produce_rate(data_dir: Path, value: bytes, seconds: float) -> float:
+    """Messages/s of the embedded broker for `value`, 8 producers awaiting acks concurrently."""
+    async with EmbeddedBroker(data_dir) as broker:
+        await broker.create_topic("raw")
+        count = 0
+        deadline = time.perf_counter() + seconds
+
+        async def producer(n: int) -> None:
+            nonlocal count
+            record = [Record(value=value, key=f"s{n}".encode())]
+            while time.perf_counter() < deadline:
+                await broker.produce("raw", record)
+                count += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(producer(n) for n in range(8)))
+        return count / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is needed: apt-get install wrk")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp)
+        token = (
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "streamport",
+                    "tokens",
+                    "create",
+                    "--name",
+                    "bench",
+                    "--data-dir",
+                    str(data / "sp"),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
+
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        bare = start([sys.executable, str(HERE / "bare.py"), str(port)], base + "/")
+        try:
+            ref_a = run_wrk(base, wrk_script("/parse", EVENT, None), args.seconds, args.connections)
+        finally:
+            stop(bare)
+
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        server = start(
+            [
+                sys.executable,
+                "-m",
+                "streamport",
+                "up",
+                "--data-dir",
+                str(data / "sp"),
+                "--port",
+                str(port),
+            ],
+            base + "/healthz",
+        )
+        body = parameters_body()
+        try:
+            a = run_wrk(
+                base,
+                wrk_script("/writer/topics/bench-events/streams/s1/events/data", EVENT, token),
+                args.seconds,
+                args.connections,
+            )
+            b = run_wrk(
+                base,
+                wrk_script("/writer/topics/bench-params/streams/s1/parameters/data", body, token),
+                args.seconds,
+                8,
+            )
+        finally:
+            stop(server)
+
+        envelope = encode(parse_parameter_data(body))
+        raw = asyncio.run(raw_produce_rate(data / "raw", envelope, args.seconds))
+
+    values = 5 * 1000
+    print(f"(a) events/data, 1 event per request, {args.connections} connections, {args.seconds}s")
+    print(
+        f"    streamport   {a['rps']:10,.0f} req/s   p50 {a['p50']:.2f} ms   p99 {a['p99']:.2f} ms"
+    )
+    print(
+        f"    bare parse   {ref_a['rps']:10,.0f} req/s   p50 {ref_a['p50']:.2f} ms   p99 {ref_a['p99']:.2f} ms"
+    )
+    print(f"    ratio        {a['rps'] / ref_a['rps']:.2f}  (target >= 0.7)")
+    print(
+        f"(b) parameters/data, 1,000 timestamps x 5 values per request ({len(body):,} bytes), 8 connections"
+    )
+    print(
+        f"    streamport   {b['rps'] * values:14,.0f} values/s  ({b['rps']:,.0f} req/s)"
+        f"   p50 {b['p50']:.2f} ms   p99 {b['p99']:.2f} ms"
+    )
+    print(
+        f"    raw produce  {raw * values:14,.0f} values/s  ({raw:,.0f} msg/s of {len(envelope):,} bytes)"
+    )
+    print(f"    ratio        {b['rps'] / raw:.2f}  (target >= 0.5)")
+
+
+if __name__ == "__main__":
+    main()
