@@ -50,6 +50,10 @@ log = logging.getLogger("streamport.broker.kafka")
 
 # librdkafka's own default for message.max.bytes; a record (key + value + headers) over it fails.
 DEFAULT_MAX_RECORD_BYTES = 1_000_000
+# How long a record may wait for Kafka's acknowledgement before produce() raises
+# BrokerUnavailable (librdkafka's message.timeout.ms). Short, so a writer behind an HTTP request
+# gets a 503 during an outage within seconds instead of a hanging request.
+DEFAULT_PRODUCE_TIMEOUT = 10.0
 # Records waiting in librdkafka's queue for delivery. When it is full, produce() waits for
 # deliveries to free space (backpressure), it never drops.
 _QUEUE_MESSAGES = 200_000
@@ -99,10 +103,16 @@ class KafkaBroker:
         *,
         client_config: Mapping[str, str] | None = None,
         request_timeout: float = 30.0,
+        produce_timeout: float = DEFAULT_PRODUCE_TIMEOUT,
         max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
     ) -> None:
+        if produce_timeout <= 0:
+            raise ValidationError(
+                f"produce_timeout must be positive, got {produce_timeout}", field="produce_timeout"
+            )
         self._settings = client_settings(bootstrap_servers, client_config or {})
         self._request_timeout = request_timeout
+        self._produce_timeout = produce_timeout
         self._max_record_bytes = max_record_bytes
         self._state = _State.NEW
         self._door = Door("streamport-kafka")
@@ -131,7 +141,7 @@ class KafkaBroker:
             # Kafka's Java clients hash keys with murmur2; librdkafka's default is crc32.
             "partitioner": "murmur2_random",
             "linger.ms": 5,
-            "message.timeout.ms": 30_000,
+            "message.timeout.ms": int(self._produce_timeout * 1000),
             "queue.buffering.max.messages": _QUEUE_MESSAGES,
             "message.max.bytes": max(self._max_record_bytes + 1024, 1_000_000),
             **self._settings,
