@@ -42,8 +42,9 @@ class TestHub:
 
     __test__ = False  # not a pytest class
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, server: SignalRServer | None = None) -> None:
         self.ctx = ctx
+        self.server = server
 
     async def on_connected(self) -> None:
         self.ctx.items["connected"] = True
@@ -112,6 +113,20 @@ class TestHub:
                 sent += 1
         return sent
 
+    @hub_method("BroadcastFlood")
+    async def broadcast_flood(self, count: int, size: int, pause: float) -> int:
+        """Broadcasts ``count`` messages of ``size`` characters to every connection.
+
+        Broadcasting never waits; ``pause`` seconds every 16 messages pace it like a real feed.
+        """
+        assert self.server is not None
+        total = 0
+        for i in range(count):
+            total += self.server.broadcast("Flood", i, "x" * size)
+            if i % 16 == 15:
+                await asyncio.sleep(pause)
+        return total
+
 
 async def authenticate(request: AuthRequest) -> object:
     if request.token != GOOD_TOKEN:
@@ -177,8 +192,10 @@ async def raw_echo(websocket: WebSocket) -> None:
 
 
 def build_app(options: ServerOptions) -> tuple[SignalRServer, Starlette]:
-    server = SignalRServer(TestHub, options)
-    open_server = SignalRServer(TestHub, replace(options, authenticate=None))
+    server: SignalRServer = SignalRServer(lambda ctx: TestHub(ctx, server), options)
+    open_server: SignalRServer = SignalRServer(
+        lambda ctx: TestHub(ctx, open_server), replace(options, authenticate=None)
+    )
     app = Starlette(
         routes=[
             server.route("/authhub"),
