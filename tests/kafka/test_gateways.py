@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -17,13 +16,6 @@ from tests.kafka.support import HubClient, decoded, read_topic, unique
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 
 TS = 1_700_000_000_000_000_000
-
-
-@pytest.fixture
-def kafka_server(tmp_path: Path, kafka_bootstrap: str) -> Iterator[Server]:
-    server = start_server(tmp_path / "data", "--broker", f"kafka://{kafka_bootstrap}")
-    yield server
-    server.stop()
 
 
 async def test_up_on_kafka_writer_http_to_topic(kafka_server: Server, kafka_bootstrap: str) -> None:
