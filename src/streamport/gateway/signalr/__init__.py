@@ -52,7 +52,13 @@ one `PreparedMessage` and call ``ctx.send_prepared(msg)`` per receiver (or `Sign
 See ``docs/signalr.md`` for options, authentication, CORS, metrics and the limits.
 """
 
-from ._connection import ConnectionLost, ConnectionState, Context, PreparedMessage
+from ._connection import (
+    ConnectionLost,
+    ConnectionState,
+    Context,
+    PreparedBatch,
+    PreparedMessage,
+)
 from ._framing import MessageTooLarge, ProtocolError
 from ._hub import HubError, hub_method
 from ._options import (
@@ -84,6 +90,7 @@ __all__ = [
     "MetricEvent",
     "Metrics",
     "NullMetrics",
+    "PreparedBatch",
     "PreparedMessage",
     "ProtocolError",
     "ServerOptions",

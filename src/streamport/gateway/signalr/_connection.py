@@ -81,6 +81,29 @@ class PreparedMessage:
         return data
 
 
+class PreparedBatch:
+    """Several `PreparedMessage` for the same receivers, joined once per hub protocol.
+
+    `Context.send_batch` queues the joined bytes as ONE outgoing-queue entry (one wake-up of the
+    connection's writer, usually one frame); the messages stay complete and in order. The queue's
+    byte bound applies to the whole batch; its message bound counts the batch as one entry.
+    """
+
+    __slots__ = ("_cache", "messages")
+
+    def __init__(self, messages: list[PreparedMessage]) -> None:
+        self.messages = messages
+        self._cache: dict[str, bytes] = {}
+
+    def data_for(self, protocol: HubProtocol) -> bytes:
+        data = self._cache.get(protocol.name)
+        if data is None:
+            data = self._cache[protocol.name] = b"".join(
+                m.data_for(protocol) for m in self.messages
+            )
+        return data
+
+
 class Context:
     """The hub's view of its connection (ASP.NET ``HubCallerContext`` + ``Clients.Caller``).
 
@@ -136,6 +159,17 @@ class Context:
         if protocol is None or self._conn.state is not ConnectionState.CONNECTED:
             return False
         return self._conn.enqueue(message.data_for(protocol))
+
+    def send_batch(self, batch: PreparedBatch) -> bool:
+        """Queue several prepared messages at once (see `PreparedBatch`). On Long Polling each
+        message is queued on its own (a poll may have to answer with a single message)."""
+        conn = self._conn
+        protocol = conn.protocol
+        if protocol is None or conn.state is not ConnectionState.CONNECTED:
+            return False
+        if conn.transport is Transport.LONG_POLLING:
+            return all(conn.enqueue(m.data_for(protocol)) for m in batch.messages)
+        return conn.enqueue(batch.data_for(protocol))
 
     def abort(self) -> None:
         """Close the connection; the client is told not to reconnect (``allowReconnect`` absent)."""
