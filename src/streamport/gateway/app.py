@@ -24,6 +24,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from streamport._version import __version__
 from streamport.broker import Broker
 from streamport.errors import StreamportError
+from streamport.gateway import native
 from streamport.gateway.auth import TokenStore
 from streamport.gateway.http import admin, openapi, writer
 from streamport.gateway.http.common import (
@@ -97,6 +98,7 @@ def create_app(
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         *hubs.routes,  # before any /writer mount: /writer/hub and /reader/hub
+        native.route(),  # the SDK's WebSocket at /sdk/ws
         Mount("/api", routes=admin.routes),
         Mount("/writer", routes=writer.routes),
         *openapi.routes(),

@@ -1,0 +1,204 @@
+"""`NativeTransport`: the SDK seam over the gateway's WebSocket protocol (``/sdk/ws``).
+
+One WebSocket per client. Requests are MessagePack frames with ids; a reader task settles the
+waiting futures. A lost connection fails every waiting request and every later one with
+``BrokerUnavailable`` (retriable): create a new client to reconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import msgspec
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
+
+from streamport import errors
+from streamport.broker import ConsumedRecord, OffsetReset, Record
+from streamport.client._frames import (
+    Acked,
+    Commit,
+    Done,
+    Failed,
+    Fetch,
+    Fetched,
+    Produce,
+    Reply,
+    Request,
+    Seek,
+    Subscribe,
+    Subscribed,
+    Unsubscribe,
+    WireRecord,
+)
+from streamport.client._transport import SeekTarget, Subscription
+
+PATH = "/sdk/ws"
+MAX_IN_FLIGHT = 16  # requests waiting for their reply; more wait for a slot
+MAX_FRAME_BYTES = 64 * 1024 * 1024
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(Reply)
+
+
+def ws_url(url: str) -> str:
+    """``http(s)://host:port[/prefix]`` (or ``ws(s)://``) -> the WebSocket URL of ``/sdk/ws``."""
+    base = url.rstrip("/")
+    for scheme, ws in (("http://", "ws://"), ("https://", "wss://")):
+        if base.startswith(scheme):
+            base = ws + base[len(scheme) :]
+    if not base.startswith(("ws://", "wss://")):
+        raise errors.ConfigError(
+            f"invalid streamport URL {url!r}: use http://HOST:PORT (e.g. http://127.0.0.1:8080)"
+        )
+    return base if base.endswith(PATH) else base + PATH
+
+
+def _error(failed: Failed) -> errors.StreamportError:
+    """The streamport error a reply names (its class by name, else a BrokerError)."""
+    cls = getattr(errors, failed.error, None)
+    if isinstance(cls, type) and issubclass(cls, errors.ValidationError):
+        return cls(failed.message, failed.field)
+    if cls in (errors.UnknownTopic, errors.TopicExists):
+        exc: errors.StreamportError = errors.BrokerError(failed.message)
+    elif isinstance(cls, type) and issubclass(cls, errors.StreamportError):
+        exc = cls(failed.message)
+    else:
+        exc = errors.BrokerError(f"{failed.error}: {failed.message}")
+    if failed.retriable:
+        exc.retriable = True
+    return exc
+
+
+class NativeTransport:
+    def __init__(self, url: str, token: str | None) -> None:
+        self._url = ws_url(url)
+        self._token = token
+        self._ws: ClientConnection | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._ids = itertools.count(1)
+        self._waiting: dict[int, asyncio.Future[Reply]] = {}
+        self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self._failure: errors.StreamportError | None = None
+
+    async def start(self) -> None:
+        headers = {"Authorization": f"Bearer {self._token}"} if self._token else None
+        try:
+            self._ws = await connect(
+                self._url,
+                additional_headers=headers,
+                max_size=MAX_FRAME_BYTES,
+                ping_interval=20,
+                open_timeout=30,
+            )
+            first = _decoder.decode(await self._ws.recv(decode=False))
+        except (OSError, InvalidStatus, InvalidURI, ConnectionClosed, TimeoutError) as exc:
+            raise errors.BrokerUnavailable(
+                f"cannot connect to the streamport gateway at {self._url}: {exc}"
+            ) from exc
+        if isinstance(first, Failed):
+            await self._ws.close()
+            raise _error(first)
+        self._reader = asyncio.create_task(self._read(self._ws))
+
+    async def aclose(self) -> None:
+        if self._ws is not None:
+            await self._ws.close()
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        self._fail(errors.BrokerClosed("the client is closed"))
+
+    def _fail(self, exc: errors.StreamportError) -> None:
+        if self._failure is None:
+            self._failure = exc
+        for future in self._waiting.values():
+            if not future.done():
+                future.set_exception(exc)
+        self._waiting.clear()
+
+    async def _read(self, ws: ClientConnection) -> None:
+        try:
+            async for frame in ws:
+                reply = _decoder.decode(frame if isinstance(frame, bytes) else frame.encode())
+                future = self._waiting.pop(reply.id, None)
+                if future is not None and not future.done():
+                    future.set_result(reply)
+                elif isinstance(reply, Failed):  # about the connection (id 0)
+                    self._fail(_error(reply))
+        except ConnectionClosed:
+            pass
+        except msgspec.DecodeError as exc:
+            self._fail(errors.BrokerError(f"the gateway sent an invalid frame: {exc}"))
+        self._fail(errors.BrokerUnavailable("the connection to the streamport gateway was lost"))
+
+    async def request(self, make: Any) -> Reply:
+        """Send ``make(id)`` and wait for its reply; a ``Failed`` reply raises."""
+        async with self._slots:
+            if self._failure is not None:
+                raise self._failure
+            assert self._ws is not None
+            request_id = next(self._ids)
+            request: Request = make(request_id)
+            future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+            self._waiting[request_id] = future
+            try:
+                await self._ws.send(_encoder.encode(request))
+            except ConnectionClosed as exc:
+                self._waiting.pop(request_id, None)
+                raise errors.BrokerUnavailable(
+                    "the connection to the streamport gateway was lost"
+                ) from exc
+            reply = await future
+        if isinstance(reply, Failed):
+            raise _error(reply)
+        return reply
+
+    async def produce(self, topic: str, records: Sequence[Record]) -> None:
+        wire = [WireRecord(r.key, r.value, list(r.headers)) for r in records]
+        reply = await self.request(lambda i: Produce(i, topic, wire))
+        assert isinstance(reply, Acked)
+
+    async def subscribe(
+        self, topic: str, group: str | None, offset_reset: OffsetReset
+    ) -> Subscription:
+        reply = await self.request(lambda i: Subscribe(i, topic, group, offset_reset))
+        assert isinstance(reply, Subscribed)
+        return _NativeSubscription(self, topic, reply.sub)
+
+
+class _NativeSubscription:
+    def __init__(self, transport: NativeTransport, topic: str, sub: int) -> None:
+        self._transport = transport
+        self._topic = topic
+        self._sub = sub
+
+    async def fetch(self, max_records: int, timeout: float) -> list[ConsumedRecord]:
+        timeout_ms = int(timeout * 1000)
+        reply = await self._transport.request(
+            lambda i: Fetch(i, self._sub, max_records, timeout_ms)
+        )
+        assert isinstance(reply, Fetched)
+        return [
+            ConsumedRecord(
+                reply.topic, r.partition, r.offset, r.key, r.value, tuple(r.headers), r.timestamp_ms
+            )
+            for r in reply.records
+        ]
+
+    async def commit(self, offsets: Mapping[int, int] | None = None) -> None:
+        pairs = None if offsets is None else sorted(offsets.items())
+        reply = await self._transport.request(lambda i: Commit(i, self._sub, pairs))
+        assert isinstance(reply, Done)
+
+    async def seek(self, offset: SeekTarget, partition: int | None = None) -> None:
+        await self._transport.request(lambda i: Seek(i, self._sub, offset, partition))
+
+    async def aclose(self) -> None:
+        with contextlib.suppress(errors.StreamportError):
+            await self._transport.request(lambda i: Unsubscribe(i, self._sub))

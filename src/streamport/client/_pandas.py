@@ -1,0 +1,141 @@
+"""pandas conversion with Quix's conventions.
+
+A ``timestamp`` column of int64 nanoseconds (on input also ``time`` or ``datetime``, datetime64
+columns, else the first integer column); tag columns are prefixed ``TAG__`` (``TAG__CarId``);
+every other column is a parameter: numbers are numeric values (float64), ``bytes`` are binary
+values, anything else is a string value. Missing values (NaN, None) are "no value".
+
+Round trip DataFrame -> topic -> DataFrame keeps numbers (as float64), strings and tags.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from streamport import model
+from streamport.errors import ValidationError
+
+TAG_PREFIX = "TAG__"
+TIME_COLUMNS = ("timestamp", "time", "datetime")
+
+
+def timeseries_to_dataframe(data: model.TimeseriesData) -> pd.DataFrame:
+    """Columns ``timestamp``, the parameters (numeric, string, binary), then ``TAG__`` tags."""
+    raw = data.absolute()
+    columns: dict[str, Any] = {"timestamp": pd.Series(raw.timestamps, dtype="int64")}
+    for pid, numbers in raw.numeric_values.items():
+        columns[pid] = pd.Series(
+            [float("nan") if v is None else v for v in numbers], dtype="float64"
+        )
+    for pid, strings in raw.string_values.items():
+        columns[pid] = pd.Series(strings, dtype="object")
+    for pid, blobs in raw.binary_values.items():
+        columns[pid] = pd.Series(blobs, dtype="object")
+    for tag, values in raw.tag_values.items():
+        columns[TAG_PREFIX + tag] = pd.Series(values, dtype="object")
+    return pd.DataFrame(columns)
+
+
+def _time_column(df: pd.DataFrame) -> str:
+    for name in TIME_COLUMNS:
+        if name in df.columns:
+            return name
+    for name in df.columns:
+        if pd.api.types.is_integer_dtype(df[name]) or pd.api.types.is_datetime64_any_dtype(
+            df[name]
+        ):
+            return str(name)
+    raise ValidationError(
+        "the DataFrame has no 'timestamp' column (int nanoseconds or datetime64)",
+        field="timestamp",
+    )
+
+
+def _timestamps(column: pd.Series[Any]) -> list[int]:
+    if pd.api.types.is_datetime64_any_dtype(column):
+        if getattr(column.dt, "tz", None) is not None:
+            column = column.dt.tz_convert("UTC").dt.tz_localize(None)
+        return [int(v) for v in column.astype("datetime64[ns]").astype("int64").tolist()]
+    if not pd.api.types.is_numeric_dtype(column) or column.isna().any():
+        raise ValidationError(
+            "the timestamp column must hold int nanoseconds or datetimes, without gaps",
+            field="timestamp",
+        )
+    return [int(v) for v in column.tolist()]
+
+
+def _missing(value: object) -> bool:
+    if value is None:
+        return True
+    try:
+        return bool(pd.isna(value))  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return False
+
+
+def dataframe_to_timeseries(df: pd.DataFrame, epoch: int = 0) -> model.TimeseriesData:
+    """A DataFrame in Quix's conventions (see the module docstring) as timeseries data."""
+    time_name = _time_column(df)
+    out = model.TimeseriesData(epoch=0, timestamps=[t + epoch for t in _timestamps(df[time_name])])
+    numeric: dict[str, list[float | None]] = {}
+    strings: dict[str, list[str | None]] = {}
+    binary: dict[str, list[bytes | None]] = {}
+    tags: dict[str, list[str | None]] = {}
+    for name in df.columns:
+        if name == time_name:
+            continue
+        column = df[name]
+        key = str(name)
+        if key.startswith(TAG_PREFIX):
+            tags[key[len(TAG_PREFIX) :]] = [
+                None if _missing(v) else str(v) for v in column.tolist()
+            ]
+        elif pd.api.types.is_bool_dtype(column) or pd.api.types.is_numeric_dtype(column):
+            values = column.astype("float64").tolist()
+            numeric[key] = [None if v != v else v for v in values]  # NaN is "no value"
+        else:
+            values = column.tolist()
+            present = [v for v in values if not _missing(v)]
+            if present and all(isinstance(v, bytes | bytearray) for v in present):
+                binary[key] = [v if isinstance(v, bytes) else _blob(v) for v in values]
+            else:
+                strings[key] = [None if _missing(v) else str(v) for v in values]
+    out.numeric_values, out.string_values = numeric, strings
+    out.binary_values, out.tag_values = binary, tags
+    out.validate()
+    return out
+
+
+def events_from_dataframe(
+    df: pd.DataFrame, *, id: str = "id", timestamp: str = "timestamp", value: str = "value"
+) -> list[model.EventData]:
+    """One event per row: columns `id`, `timestamp` (ns or datetime), `value`; ``TAG__`` tags."""
+    for name in (id, timestamp, value):
+        if name not in df.columns:
+            raise ValidationError(f"the DataFrame has no {name!r} column", field=name)
+    stamps = _timestamps(df[timestamp])
+    tag_names = [str(c) for c in df.columns if str(c).startswith(TAG_PREFIX)]
+    events = []
+    for index, (event_id, event_value) in enumerate(
+        zip(df[id].tolist(), df[value].tolist(), strict=True)
+    ):
+        row_tags = {
+            name[len(TAG_PREFIX) :]: str(df[name].iat[index])
+            for name in tag_names
+            if not _missing(df[name].iat[index])
+        }
+        events.append(
+            model.EventData(
+                id=str(event_id),
+                timestamp=stamps[index],
+                value="" if _missing(event_value) else str(event_value),
+                tags=row_tags,
+            )
+        )
+    return events
+
+
+def _blob(value: object) -> bytes | None:
+    return bytes(value) if isinstance(value, bytearray) else None
