@@ -7,7 +7,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -111,9 +111,11 @@ class SignalRServer:
     ) -> None:
         await self.aclose()
 
-    def lifespan(self, app: object) -> SignalRServer:
-        """For ``Starlette(lifespan=server.lifespan)``."""
-        return self
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: object) -> AsyncIterator[None]:
+        """For ``Starlette(lifespan=server.lifespan)``: runs the server for the app's lifetime."""
+        async with self:
+            yield
 
     async def _supervise(self, started: asyncio.Event) -> None:
         assert self._stopping is not None
