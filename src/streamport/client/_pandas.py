@@ -30,11 +30,11 @@ def timeseries_to_dataframe(data: model.TimeseriesData) -> pd.DataFrame:
             [float("nan") if v is None else v for v in numbers], dtype="float64"
         )
     for pid, strings in raw.string_values.items():
-        columns[pid] = pd.Series(strings, dtype="object")
+        columns[pid] = pd.Series(strings)  # pandas' own string dtype (str in pandas 3)
     for pid, blobs in raw.binary_values.items():
         columns[pid] = pd.Series(blobs, dtype="object")
     for tag, values in raw.tag_values.items():
-        columns[TAG_PREFIX + tag] = pd.Series(values, dtype="object")
+        columns[TAG_PREFIX + tag] = pd.Series(values)
     return pd.DataFrame(columns)
 
 
