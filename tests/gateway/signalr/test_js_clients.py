@@ -110,7 +110,8 @@ def test_abort_closes_without_reconnect(hub_server: RunningServer) -> None:
 
 
 @pytest.mark.parametrize(
-    ("transport", "protocol"), [("WebSockets", "json"), ("LongPolling", "messagepack")]
+    ("transport", "protocol"),
+    [("WebSockets", "json"), ("ServerSentEvents", "json"), ("LongPolling", "messagepack")],
 )
 def test_automatic_reconnect_after_server_restart(transport: str, protocol: str) -> None:
     with running_server() as server:
