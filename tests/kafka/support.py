@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
@@ -50,19 +51,15 @@ def read_topic(bootstrap: str, topic: str, count: int, timeout: float = 30.0) ->
     out: list[Any] = []
     try:
         consumer.subscribe([topic])
-        loop_deadline = timeout / 0.5
-        polls = 0
-        while len(out) < count and polls < loop_deadline:
-            polls += 1
-            message = consumer.poll(0.5)
-            if message is None:
-                continue
-            error = message.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    continue
-                raise AssertionError(f"reading {topic}: {error}")
-            out.append(message)
+        deadline = time.monotonic() + timeout
+        while len(out) < count and time.monotonic() < deadline:
+            for message in consumer.consume(count - len(out), 0.5):
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        continue
+                    raise AssertionError(f"reading {topic}: {error}")
+                out.append(message)
     finally:
         consumer.close()
     return out
