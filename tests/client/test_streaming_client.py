@@ -63,9 +63,7 @@ def test_round_trip_buffer_events_properties_definitions(sdk_gateway: ThreadGate
     name = topic()
     with StreamingClient(sdk_gateway.url, sdk_gateway.token) as client:
         seen = Collector()
-        consumer = client.get_topic_consumer(
-            name, "g1", auto_offset_reset=AutoOffsetReset.Earliest
-        )
+        consumer = client.get_topic_consumer(name, "g1", auto_offset_reset=AutoOffsetReset.Earliest)
         consumer.on_stream_received = seen.on_stream
         producer = client.get_topic_producer(name)
         stream = producer.create_stream("car-1")
@@ -133,20 +131,20 @@ def test_dataframe_round_trip_is_lossless(sdk_gateway: ThreadGateway) -> None:
             producer.create_stream().timeseries.publish(df)
         wait_for(lambda: len(got) == 1)
     back = got[0]
-    pd.testing.assert_frame_equal(
-        back[df.columns], df, check_dtype=False, check_column_type=False
-    )
+    pd.testing.assert_frame_equal(back[df.columns], df, check_dtype=False, check_column_type=False)
 
 
 def test_commits_resume_the_group_and_manual_mode_does_not_commit(
     sdk_gateway: ThreadGateway,
 ) -> None:
     name = topic()
-    with StreamingClient(sdk_gateway.url, sdk_gateway.token) as client:
-        with client.get_topic_producer(name) as producer:
-            stream = producer.create_stream("s")
-            for i in range(10):
-                stream.events.add_timestamp_nanoseconds(i).add_value("e", str(i)).publish()
+    with (
+        StreamingClient(sdk_gateway.url, sdk_gateway.token) as client,
+        client.get_topic_producer(name) as producer,
+    ):
+        stream = producer.create_stream("s")
+        for i in range(10):
+            stream.events.add_timestamp_nanoseconds(i).add_value("e", str(i)).publish()
 
     def read(group: str, mode: Any, expect: int) -> list[str]:
         values: list[str] = []
@@ -164,11 +162,12 @@ def test_commits_resume_the_group_and_manual_mode_does_not_commit(
 
     assert read("auto", None, 10) == [str(i) for i in range(10)]
     # everything was committed: a new client of the group waits for new data only
-    with StreamingClient(sdk_gateway.url, sdk_gateway.token) as client:
-        with client.get_topic_producer(name) as producer:
-            producer.get_or_create_stream("s").events.add_timestamp_nanoseconds(10).add_value(
-                "e", "10"
-            ).publish()
+    with (
+        StreamingClient(sdk_gateway.url, sdk_gateway.token) as client,
+        client.get_topic_producer(name) as producer,
+    ):
+        stream = producer.get_or_create_stream("s")
+        stream.events.add_timestamp_nanoseconds(10).add_value("e", "10").publish()
     assert read("auto", None, 1) == ["10"]
     assert read("manual", CommitMode.Manual, 11)[:2] == ["0", "1"]
     assert read("manual", CommitMode.Manual, 11)[:2] == ["0", "1"]  # nothing was committed
@@ -230,9 +229,11 @@ def test_app_run_subscribes_and_stops_on_the_token(sdk_gateway: ThreadGateway) -
         cts.cancel()
 
     consumer.on_stream_received = lambda s: setattr(s.events, "on_data_received", on_event)
-    with StreamingClient(sdk_gateway.url, sdk_gateway.token) as writer:
-        with writer.get_topic_producer(name) as producer:
-            producer.create_stream().events.add_timestamp_nanoseconds(1).add_value("e", "x").publish()
+    with (
+        StreamingClient(sdk_gateway.url, sdk_gateway.token) as writer,
+        writer.get_topic_producer(name) as producer,
+    ):
+        producer.create_stream().events.add_timestamp_nanoseconds(1).add_value("e", "x").publish()
     App.run(cancellation_token=cts.token, timeout=60)
     assert values == ["x"]
     assert client._core.disposed  # App.run disposed the client and joined its thread
