@@ -94,6 +94,14 @@ class TestHub:
         for i in range(count):
             yield i
 
+    async def ticks(self) -> AsyncIterator[int]:
+        """An endless stream, for cancellation."""
+        i = 0
+        while True:
+            yield i
+            i += 1
+            await asyncio.sleep(0.01)
+
     @hub_method("StreamThrow")
     async def stream_throw(self, message: str) -> AsyncIterator[int]:
         yield 1

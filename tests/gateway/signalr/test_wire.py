@@ -224,6 +224,36 @@ async def test_messagepack_frames(hub_server: RunningServer) -> None:
         assert await conn.recv_skip_pings() == [3, {}, "4", 1, "Unknown hub method 'Nope'"]
 
 
+async def test_cancel_invocation_stops_a_stream(hub_server: RunningServer) -> None:
+    async with raw_connection(hub_server.base) as conn:
+        await conn.send_json({"type": 4, "invocationId": "s", "target": "Ticks", "arguments": []})
+        assert await conn.recv_skip_pings() == {"type": 2, "invocationId": "s", "item": 0}
+        await conn.send_json({"type": 5, "invocationId": "s"})
+        while (message := await conn.recv_skip_pings())["type"] == 2:
+            pass
+        assert message == {"type": 3, "invocationId": "s"}  # the Completion ASP.NET sends, too
+        # the same id can be used again once the stream has ended
+        reply = await conn.invoke("Echo", "after", invocation_id="s")
+        assert reply == {"type": 3, "invocationId": "s", "result": "after"}
+
+
+async def test_stream_invocation_of_a_plain_method(hub_server: RunningServer) -> None:
+    async with raw_connection(hub_server.base) as conn:
+        await conn.send_json({"type": 4, "invocationId": "s", "target": "Echo", "arguments": [1]})
+        assert await conn.recv_skip_pings() == {
+            "type": 3,
+            "invocationId": "s",
+            "error": "The client attempted to invoke the non-streaming 'Echo' method with a "
+            "streaming invocation.",
+        }
+        await conn.send_json(
+            {"type": 1, "invocationId": "u", "target": "Concat", "arguments": [], "streamIds": []}
+        )
+        assert (await conn.recv_skip_pings())[
+            "error"
+        ] == "Client sent 0 stream(s), Hub method expects 1."
+
+
 async def test_fire_and_forget_errors_get_no_reply(hub_server: RunningServer) -> None:
     async with raw_connection(hub_server.base) as conn:
         await conn.send_json({"type": 1, "target": "Nope", "arguments": []})

@@ -498,42 +498,41 @@ class Connection:
             send_close=False, exc=ConnectionLost("the transport closed without a Close message")
         )
 
+    def check_timers(self, now: float) -> None:
+        """Handshake timeout, keep-alive Ping and client timeout; the server calls it periodically
+        for every connection (one timer loop for all instead of one task per connection)."""
+        opts = self.options
+        if self.state is ConnectionState.HANDSHAKING:
+            if now - self.transport_started >= opts.handshake_timeout:
+                self._metrics.count(MetricEvent.HANDSHAKE_TIMEOUT)
+                self.close("Handshake was canceled.")
+        elif (
+            self.state is ConnectionState.CONNECTED
+            and self.transport is not None
+            and self.transport is not Transport.LONG_POLLING  # polls are the keep-alive there
+        ):
+            if now - self.last_received >= opts.client_timeout:
+                self._metrics.count(MetricEvent.CLIENT_TIMEOUT)
+                log.info("connection %s: client timeout", self.connection_id)
+                self.close()
+            elif now - self.last_sent >= opts.keep_alive_interval and self.protocol:
+                self.last_sent = now
+                self.enqueue(self.protocol.ping())
+
     # -- the connection's own tasks -----------------------------------------------------------------------
     async def run(self) -> None:
-        """The connection's lifetime: keep-alive and timeouts, then the hub. Returns once closed."""
+        """The connection's lifetime: the hub and its streams. Returns once closed."""
         try:
             async with asyncio.TaskGroup() as tasks:
                 self._tasks = tasks
-                monitor = tasks.create_task(self._monitor())
                 try:
                     await self._serve_hub()
                 finally:
-                    monitor.cancel()
                     for task in self._streams.values():
                         task.cancel()
         except Exception:  # never let one connection take the server's task group down
             log.exception("connection %s failed", self.connection_id)
             self.close(CLOSED_WITH_ERROR)
-
-    async def _monitor(self) -> None:
-        opts = self.options
-        tick = min(1.0, opts.keep_alive_interval, opts.client_timeout, opts.handshake_timeout) / 4
-        keep_alive = self.transport is not Transport.LONG_POLLING
-        while self.state is not ConnectionState.CLOSED:
-            await asyncio.sleep(tick)
-            now = time.monotonic()
-            if self.state is ConnectionState.HANDSHAKING:
-                if now - self.transport_started >= opts.handshake_timeout:
-                    self._metrics.count(MetricEvent.HANDSHAKE_TIMEOUT)
-                    self.close("Handshake was canceled.")
-            elif self.state is ConnectionState.CONNECTED and keep_alive:
-                if now - self.last_received >= opts.client_timeout:
-                    self._metrics.count(MetricEvent.CLIENT_TIMEOUT)
-                    log.info("connection %s: client timeout", self.connection_id)
-                    self.close(send_close=True)
-                elif now - self.last_sent >= opts.keep_alive_interval and self.protocol:
-                    self.last_sent = now
-                    self.enqueue(self.protocol.ping())
 
     async def _serve_hub(self) -> None:
         await self._handshaken.wait()

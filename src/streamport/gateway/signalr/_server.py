@@ -128,17 +128,26 @@ class SignalRServer:
         self._tasks = None
 
     async def _sweep(self) -> None:
-        """Dispose connections without a transport for ``disconnect_timeout`` (ASP.NET: 15 s)."""
-        period = min(1.0, self.options.disconnect_timeout / 4)
+        """The one timer loop: per-connection timers, and disposal of connections without a
+        transport for ``disconnect_timeout`` (negotiated but unused, idle long polling)."""
+        opts = self.options
+        shortest = min(
+            opts.keep_alive_interval,
+            opts.client_timeout,
+            opts.handshake_timeout,
+            opts.disconnect_timeout,
+        )
+        period = min(1.0, shortest / 4)
         while True:
             await asyncio.sleep(period)
             now = time.monotonic()
             for conn in list(self._by_token.values()):
+                conn.check_timers(now)
                 if conn.active_requests:
                     continue
-                if now - conn.idle_since >= self.options.disconnect_timeout:
+                if now - conn.idle_since >= opts.disconnect_timeout:
                     if conn.state is not ConnectionState.CLOSED:
-                        self.options.metrics.count(MetricEvent.EXPIRED)
+                        opts.metrics.count(MetricEvent.EXPIRED)
                     conn.close(send_close=False)
                     self._forget(conn)
 
