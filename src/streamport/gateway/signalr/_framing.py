@@ -45,6 +45,12 @@ class TextReader:
         return len(self._buffer)
 
     def feed(self, data: bytes) -> list[bytes]:
+        if RECORD_SEPARATOR not in data:
+            # still inside one message: keep appending (no re-scan, no copy of what is buffered)
+            self._buffer += data
+            if self._max is not None and len(self._buffer) > self._max:
+                raise MessageTooLarge(self._max)
+            return []
         if self._buffer:
             self._buffer += data
             data = bytes(self._buffer)
