@@ -295,9 +295,8 @@ class Connection:
         self.transport = transport
         self.headers = headers
         self.query = query
-        if (
-            self.state is ConnectionState.NEGOTIATED
-        ):  # a POST may have brought the handshake already
+        # a POST before the first poll (signalrcore) may have completed the handshake already
+        if self.state is ConnectionState.NEGOTIATED:
             self.state = ConnectionState.HANDSHAKING
         now = time.monotonic()
         self.transport_started = now
