@@ -17,7 +17,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from starlette.websockets import WebSocket
 
-from streamport.errors import Unauthenticated
+from streamport.errors import Forbidden, Unauthenticated
 from streamport.gateway.signalr import (
     AuthRequest,
     Context,
@@ -30,6 +30,7 @@ from streamport.gateway.signalr import (
 from tests.services.ports import free_port
 
 GOOD_TOKEN = "good-token"
+FORBIDDEN_TOKEN = "read-only-token"
 
 
 class Point(msgspec.Struct):
@@ -137,6 +138,8 @@ class TestHub:
 
 
 async def authenticate(request: AuthRequest) -> object:
+    if request.token == FORBIDDEN_TOKEN:
+        raise Forbidden("this token may not use the hub")
     if request.token != GOOD_TOKEN:
         raise Unauthenticated("unknown token")
     return {"user": "tester"}

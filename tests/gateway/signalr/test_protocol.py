@@ -21,6 +21,7 @@ from streamport.gateway.signalr._messages import (
     CancelInvocation,
     Close,
     Completion,
+    HubMessage,
     Invocation,
     Ping,
     Sequence,
@@ -34,7 +35,7 @@ PROTOCOLS = {"json": JSON, "messagepack": MSGPACK}
 BOTH = frozenset(TransferFormat)
 
 
-def _json_messages(text: str) -> list[object]:
+def _json_messages(text: str) -> list[HubMessage]:
     return JSON.reader(None).feed(text.encode())
 
 
@@ -113,7 +114,7 @@ def test_messagepack_known_bodies() -> None:
     assert msgspec.msgpack.decode(MSGPACK.stream_item("i", 5)[1:]) == [2, {}, "i", 5]
 
 
-def _msgpack_messages(*bodies: list[object]) -> list[object]:
+def _msgpack_messages(*bodies: list[object]) -> list[HubMessage]:
     data = b"".join(bytes([len(b)]) + b for b in (msgspec.msgpack.encode(body) for body in bodies))
     return MSGPACK.reader(None).feed(data)
 

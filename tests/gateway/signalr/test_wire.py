@@ -10,11 +10,12 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
+from websockets.typing import Origin
 
 from streamport.gateway.signalr import MetricEvent
 
 from .rawclient import RS, RawConnection, negotiate, raw_connection, stalled_client
-from .support import GOOD_TOKEN, RunningServer, running_server
+from .support import FORBIDDEN_TOKEN, GOOD_TOKEN, RunningServer, running_server
 
 pytestmark = pytest.mark.integration
 
@@ -84,11 +85,16 @@ async def test_negotiate_errors(hub_server: RunningServer) -> None:
         good = await http.post(
             hub_server.url("/authhub/negotiate"), params={"access_token": GOOD_TOKEN}
         )
+        forbidden = await http.post(
+            hub_server.url("/authhub/negotiate"),
+            headers={"Authorization": f"Bearer {FORBIDDEN_TOKEN}"},
+        )
     assert bad.status_code == 200
     assert bad.json() == {"error": "The client requested a non-integer protocol version."}
     assert get.status_code == 405
     assert no_token.status_code == 401 and wrong.status_code == 401
     assert good.status_code == 200
+    assert forbidden.status_code == 403
 
 
 async def test_status_codes_of_the_hub_endpoint(hub_server: RunningServer) -> None:
@@ -127,6 +133,22 @@ async def test_websocket_to_an_unknown_id_is_404(hub_server: RunningServer) -> N
     assert info.value.response.status_code == 404
 
 
+async def test_websocket_origin_check_and_second_socket(hub_server: RunningServer) -> None:
+    with pytest.raises(InvalidStatus) as info:
+        async with connect(
+            f"{hub_server.ws_base}/hub", ping_interval=None, origin=Origin("https://evil.example")
+        ):
+            pass
+    assert info.value.response.status_code == 403
+    body = await negotiate(hub_server.base, negotiateVersion="1")
+    url = f"{hub_server.ws_base}/hub?id={body['connectionToken']}"
+    async with connect(url, ping_interval=None, origin=Origin("http://127.0.0.1:1")):
+        with pytest.raises(InvalidStatus) as info:
+            async with connect(url, ping_interval=None):
+                pass
+        assert info.value.response.status_code == 409
+
+
 async def test_websocket_token_by_query_or_header(hub_server: RunningServer) -> None:
     with pytest.raises(InvalidStatus) as info:
         async with connect(f"{hub_server.ws_base}/authhub", ping_interval=None):
@@ -143,7 +165,7 @@ async def test_websocket_token_by_query_or_header(hub_server: RunningServer) -> 
             await ws.send(
                 '{"type":1,"invocationId":"7","target":"GetPrincipal","arguments":[]}' + RS
             )
-            reply = json.loads((await ws.recv()).rstrip(RS))
+            reply = json.loads(str(await ws.recv()).rstrip(RS))
             assert reply == {"type": 3, "invocationId": "7", "result": {"user": "tester"}}
 
 
@@ -201,7 +223,7 @@ async def test_batched_messages_and_binary_handshake(hub_server: RunningServer) 
         )
         replies: list[str] = []
         while len(replies) < 2:
-            replies += [p for p in (await ws.recv()).split(RS) if p]
+            replies += [p for p in str(await ws.recv()).split(RS) if p]
     assert [json.loads(r) for r in replies] == [
         {"type": 3, "invocationId": "a", "result": 5},
         {"type": 3, "invocationId": "b", "result": None},
