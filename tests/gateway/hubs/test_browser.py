@@ -47,7 +47,7 @@ async def test_mouse_positions_from_writer_page_appear_on_reader_page(
     gateway_factory: GatewayFactory,
 ) -> None:
     async with page_origin() as origin:
-        gateway = await gateway_factory(cors_origins=[origin])
+        gateway = await gateway_factory()  # default: with tokens required, any origin may connect
         token = gateway.tokens.create("browser", ["read:mouse", "write:mouse"])
         proc = await asyncio.create_subprocess_exec(
             node(),

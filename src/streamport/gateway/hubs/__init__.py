@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute
 
 from streamport.errors import Unauthenticated
 from streamport.gateway.auth import ANONYMOUS_ADMIN, Principal
+from streamport.gateway.cors import origin_policy
 from streamport.gateway.hubs._common import TopicNames
 from streamport.gateway.hubs._reader import ReaderHub
 from streamport.gateway.hubs._writer import WriterHub
@@ -41,10 +42,8 @@ class Hubs:
     ) -> None:
         self.state = state
         self.fanout = FanOut(state.broker, fanout_options)
-        origins = set(state.settings.cors_origins)
         options = server_options or ServerOptions(
-            authenticate=self._authenticate,
-            allow_origin=(lambda origin: "*" in origins or origin in origins) if origins else None,
+            authenticate=self._authenticate, allow_origin=origin_policy(state.settings)
         )
         broker = state.broker
         self.writer = SignalRServer(
