@@ -216,16 +216,35 @@ def rows_to_raw(
             ns, values, row_tags = row
         stamps.append(ns)
         for pid, value in values.items():
-            if value is None:
+            # Columns are created on first use (never through setdefault, which would build
+            # a list of `count` Nones for every value).
+            if type(value) is float or type(value) is int:
+                column = numeric.get(pid)
+                if column is None:
+                    column = numeric[pid] = [None] * count
+                column[index] = value
+            elif value is None:
                 continue
-            if isinstance(value, str):
-                strings.setdefault(pid, [None] * count)[index] = value
+            elif isinstance(value, str):
+                text = strings.get(pid)
+                if text is None:
+                    text = strings[pid] = [None] * count
+                text[index] = value
             elif isinstance(value, bytes | bytearray):
-                binary.setdefault(pid, [None] * count)[index] = bytes(value)
+                blob = binary.get(pid)
+                if blob is None:
+                    blob = binary[pid] = [None] * count
+                blob[index] = bytes(value)
             else:
-                numeric.setdefault(pid, [None] * count)[index] = float(value)
+                column = numeric.get(pid)
+                if column is None:
+                    column = numeric[pid] = [None] * count
+                column[index] = float(value)
         for tag, tag_value in row_tags.items():
-            tags.setdefault(tag, [None] * count)[index] = tag_value
+            tag_column = tags.get(tag)
+            if tag_column is None:
+                tag_column = tags[tag] = [None] * count
+            tag_column[index] = tag_value
     return model.TimeseriesData(
         timestamps=stamps,
         numeric_values=numeric,
