@@ -11,9 +11,9 @@
     each send and builds dataclasses and callbacks per message, so it would measure itself. The raw
     client writes the exact bytes the JS client writes (``{"type":1,"invocationId":"n",...}`` + RS).
 
-(b) Fan-out through the Quix Reader hub: not here yet. The hook is `bench_fanout` below: it needs a
-    reader hub that subscribes connections and a producer feeding it; the server side already offers
-    `SignalRServer.broadcast` / `PreparedMessage` (serialised once per protocol).
+(b) Fan-out through the Quix Reader hub lives in ``bench/signalr/fanout.py`` (it needs the gateway and
+    its hubs); `bench_fanout` below is the hook that points there. The server side offers
+    `SignalRServer.broadcast`, `PreparedMessage` and `PreparedBatch` (serialised once per protocol).
 
 (c) Memory with one stalled reader among many: N readers and one client that never reads; the hub
     broadcasts far more data than the stalled client's outgoing queue may hold. The server's peak RSS
@@ -186,11 +186,10 @@ async def bench_invocations(seconds: float, window: int) -> None:
 def bench_fanout() -> None:
     """(b) Hook: fan-out of Quix data through the Reader hub to many subscribers.
 
-    To fill in once streamport.gateway.hubs has the reader hub: start the gateway app with it on a
-    free port, subscribe N SignalR clients (``SubscribeToParameter`` ...), produce M messages to the
-    topic, and report delivered messages/s and the end-to-end latency percentiles.
+    It needs the gateway app with its hubs and a broker, so it is its own script:
+    ``python bench/signalr/fanout.py`` (readers x events/s, delivery rate, latency percentiles).
     """
-    print("(b) fan-out: needs the Reader hub (see bench_fanout); not measured here")
+    print("(b) fan-out through the Reader hub: python bench/signalr/fanout.py")
 
 
 async def _reader(port: int, expect: int, got: list[int]) -> None:
