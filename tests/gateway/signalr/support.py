@@ -23,6 +23,8 @@ from streamport.gateway.signalr import (
     Context,
     CountingMetrics,
     HubError,
+    PreparedBatch,
+    PreparedMessage,
     ServerOptions,
     SignalRServer,
     hub_method,
@@ -71,6 +73,12 @@ class TestHub:
     async def push(self, target: str, message: Any) -> None:
         """Pushes ``message`` back to the caller as ``target``."""
         self.ctx.send(target, message)
+
+    @hub_method("PushBatch")
+    async def push_batch(self, count: int) -> bool:
+        """Pushes ``count`` messages as one `PreparedBatch`."""
+        batch = PreparedBatch([PreparedMessage("Batch", [i]) for i in range(count)])
+        return self.ctx.send_batch(batch)
 
     async def slow(self, seconds: float) -> str:
         await asyncio.sleep(seconds)

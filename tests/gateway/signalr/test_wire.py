@@ -276,6 +276,46 @@ async def test_stream_invocation_of_a_plain_method(hub_server: RunningServer) ->
         ] == "Client sent 0 stream(s), Hub method expects 1."
 
 
+@pytest.mark.parametrize("protocol", ["json", "messagepack"])
+async def test_prepared_batch_arrives_complete_and_in_order(
+    hub_server: RunningServer, protocol: str
+) -> None:
+    async with raw_connection(hub_server.base, protocol=protocol) as conn:
+        if protocol == "json":
+            await conn.send_json(
+                {"type": 1, "invocationId": "1", "target": "PushBatch", "arguments": [3]}
+            )
+            pushed = [await conn.recv_skip_pings() for _ in range(3)]
+            assert [m["arguments"] for m in pushed] == [[0], [1], [2]]
+            assert await conn.recv_skip_pings() == {"type": 3, "invocationId": "1", "result": True}
+        else:
+            await conn.send_msgpack([1, {}, "1", "PushBatch", [3]])
+            pushed = [await conn.recv_skip_pings() for _ in range(3)]
+            assert pushed == [[1, {}, None, "Batch", [i], []] for i in range(3)]
+            assert await conn.recv_skip_pings() == [3, {}, "1", 3, True]
+
+
+async def test_prepared_batch_on_long_polling_is_one_message_per_poll(
+    hub_server: RunningServer,
+) -> None:
+    body = await negotiate(hub_server.base)
+    params = {"id": body["connectionId"]}
+    url = hub_server.url("/hub")
+    async with httpx.AsyncClient(timeout=30) as http:
+        assert (await http.get(url, params=params)).content == b""
+        handshake = b'{"protocol":"json","version":1}\x1e'
+        invoke = b'{"type":1,"invocationId":"1","target":"PushBatch","arguments":[2]}\x1e'
+        await http.post(url, params=params, content=handshake + invoke)
+        bodies = [(await http.get(url, params=params)).content for _ in range(4)]
+        await http.delete(url, params=params)
+    assert bodies == [
+        b"{}\x1e",
+        b'{"type":1,"target":"Batch","arguments":[0]}\x1e',
+        b'{"type":1,"target":"Batch","arguments":[1]}\x1e',
+        b'{"type":3,"invocationId":"1","result":true}\x1e',
+    ]
+
+
 async def test_fire_and_forget_errors_get_no_reply(hub_server: RunningServer) -> None:
     async with raw_connection(hub_server.base) as conn:
         await conn.send_json({"type": 1, "target": "Nope", "arguments": []})
