@@ -114,6 +114,13 @@ def test_messagepack_known_bodies() -> None:
     assert msgspec.msgpack.decode(MSGPACK.stream_item("i", 5)[1:]) == [2, {}, "i", 5]
 
 
+def test_messagepack_types_like_the_js_suite() -> None:
+    # bytes -> bin (Uint8Array in JS), datetime -> timestamp extension -1 (Date in JS)
+    body = MSGPACK.invocation("X", [b"\x01\x02\x03", datetime(2000, 1, 1, tzinfo=UTC)])[1:]
+    assert bytes.fromhex("c403010203") in body
+    assert bytes.fromhex("d6ff386d4380") in body
+
+
 def _msgpack_messages(*bodies: list[object]) -> list[HubMessage]:
     data = b"".join(bytes([len(b)]) + b for b in (msgspec.msgpack.encode(body) for body in bodies))
     return MSGPACK.reader(None).feed(data)
