@@ -25,7 +25,7 @@ def strict_server() -> Iterator[RunningServer]:
     with running_server(
         detailed_errors=True,
         max_message_size=1024,
-        handshake_timeout=0.5,
+        handshake_timeout=1.5,
         outgoing_queue_messages=16,
     ) as server:
         yield server
@@ -430,7 +430,7 @@ async def test_handshake_errors(strict_server: RunningServer) -> None:
 async def test_client_that_never_handshakes_is_closed(strict_server: RunningServer) -> None:
     before = strict_server.metrics[MetricEvent.HANDSHAKE_TIMEOUT]
     async with raw_connection(strict_server.base, handshake=False) as conn:
-        # nothing sent: after handshake_timeout (0.5 s here) the server answers and closes
+        # nothing sent: after handshake_timeout (1.5 s here) the server answers and closes
         assert await conn.ws.recv() == '{"error":"Handshake was canceled."}' + RS
         await conn.ws.wait_closed()
     assert strict_server.metrics[MetricEvent.HANDSHAKE_TIMEOUT] == before + 1
