@@ -11,7 +11,8 @@
     be resolved or started, the run says exactly why and reports (a) and (b).
 
 One single-node KRaft broker from tests/services/kafka.py serves all three, each on its own topic.
-Run: ``python bench/kafka/run.py [--seconds 5] [--connections 8]`` (needs wrk, java, mvn).
+Streamport and the raw producer alternate for ``--rounds`` rounds (the machine may be shared);
+the medians are compared. Run: ``python bench/kafka/run.py [--seconds 5] [--connections 8]`` (needs wrk, java, mvn).
 """
 
 from __future__ import annotations
@@ -20,10 +21,13 @@ import argparse
 import base64
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -88,9 +92,11 @@ def run_wrk(
     return float(found.group(1))
 
 
-def bench_streamport(
-    workdir: Path, bootstrap: str, body: bytes, seconds: int, connections: int
-) -> float:
+@contextmanager
+def streamport_target(
+    workdir: Path, bootstrap: str, body: bytes
+) -> Iterator[tuple[str, str, dict[str, str]]]:
+    """A running ``streamport up --broker kafka://...``: (url, path, headers) to load."""
     server = start_server(workdir / "streamport", "--broker", f"kafka://{bootstrap}")
     try:
         assert server.token is not None
@@ -98,7 +104,7 @@ def bench_streamport(
         headers = {"Authorization": f"Bearer {server.token}", "Content-Type": "application/json"}
         warm = httpx.post(server.url + path, content=body, headers=headers, timeout=30)
         warm.raise_for_status()  # creates the topic
-        return run_wrk(server.url, path, body, headers, seconds, connections) * VALUES_PER_REQUEST
+        yield server.url, path, headers
     finally:
         server.stop()
 
@@ -246,6 +252,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
@@ -262,17 +269,27 @@ def main() -> None:
                 f"{VALUES_PER_REQUEST} values per request; {args.seconds}s each, "
                 f"{args.connections} connections"
             )
-            streamport = bench_streamport(
-                workdir, kafka.bootstrap, body, args.seconds, args.connections
-            )
-            raw = bench_raw(kafka.bootstrap, value, args.seconds)
+            # The machine is shared: alternate the two, and compare medians of the rounds.
+            streamport_runs, raw_runs = [], []
+            with streamport_target(workdir, kafka.bootstrap, body) as (url, path, headers):
+                for _ in range(args.rounds):
+                    rps = run_wrk(url, path, body, headers, args.seconds, args.connections)
+                    streamport_runs.append(rps * VALUES_PER_REQUEST)
+                    raw_runs.append(bench_raw(kafka.bootstrap, value, args.seconds))
+            streamport, raw = statistics.median(streamport_runs), statistics.median(raw_runs)
             bridge = None
             if libs is not None:
                 bridge = bench_bridge(
                     libs, workdir, kafka.bootstrap, value, args.seconds, args.connections
                 )
-    print(f"streamport Writer HTTP -> Kafka  {streamport:>14,.0f} values/s")
-    print(f"raw confluent-kafka producer     {raw:>14,.0f} values/s")
+
+    def rounds(runs: list[float]) -> str:
+        return "rounds: " + ", ".join(f"{r / 1e6:.2f}M" for r in runs)
+
+    print(
+        f"streamport Writer HTTP -> Kafka  {streamport:>14,.0f} values/s  {rounds(streamport_runs)}"
+    )
+    print(f"raw confluent-kafka producer     {raw:>14,.0f} values/s  {rounds(raw_runs)}")
     print(f"  ratio streamport / raw          {streamport / raw:>14.2f}   (target >= 0.5)")
     if bridge is None:
         print(f"Strimzi Kafka Bridge             not run: {why_not}")
