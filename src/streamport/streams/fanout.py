@@ -39,7 +39,7 @@ import enum
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -67,6 +67,7 @@ __all__ = [
     "FanOutOptions",
     "Kind",
     "Push",
+    "Pushes",
     "Subscriber",
     "TopicReader",
     "package_type",
@@ -104,14 +105,41 @@ class Push:
         return f"Push({self.target!r}, {self.args!r})"
 
 
+class Pushes:
+    """The pushes of one dispatcher batch for one group of subscribers (those that get exactly
+    the same pushes), in order. Shared by the whole group: ``prepared`` is free for the transport
+    to cache the joined serialised form (once per group and protocol, not once per subscriber)."""
+
+    __slots__ = ("items", "prepared")
+
+    def __init__(self, items: list[Push]) -> None:
+        self.items = items
+        self.prepared: Any = None
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __repr__(self) -> str:
+        return f"Pushes({self.items!r})"
+
+
 class Subscriber:
     """One client of the fan-out. ``send`` must not block; it returns False when the client is
-    gone (or was just closed because its queue overflowed) - the fan-out then stops feeding it."""
+    gone (or was just closed because its queue overflowed) - the fan-out then stops feeding it.
 
-    __slots__ = ("closed", "name", "send")
+    ``send_many``, when given, takes all the pushes of one dispatcher batch at once (same
+    contract); without it the fan-out calls ``send`` once per push."""
 
-    def __init__(self, send: Callable[[Push], bool], name: str = "") -> None:
+    __slots__ = ("closed", "name", "send", "send_many")
+
+    def __init__(
+        self,
+        send: Callable[[Push], bool],
+        name: str = "",
+        send_many: Callable[[Pushes], bool] | None = None,
+    ) -> None:
         self.send = send
+        self.send_many = send_many
         self.name = name
         self.closed = False
 
@@ -120,7 +148,8 @@ class Subscriber:
 class FanOutOptions:
     replay_seconds: float = 300.0  # how far back a new reader rebuilds active streams and metrics
     metrics_interval: float = 1.0  # TopicMetricsUpdated period
-    fetch_records: int = 500
+    fetch_records: int = 500  # the most records one dispatcher batch takes from the broker
+    flush_chunk: int = 64  # subscribers handed a batch per event-loop turn (then it yields)
     backoff_initial: float = 0.1
     backoff_max: float = 5.0
     unknown_topic_poll: float = 0.5  # how often a reader of a missing topic looks for it
@@ -226,12 +255,18 @@ class TopicReader:
         self.records = 0  # records handled
         self.undecodable = 0  # records that are not a Quix message (still delivered as packages)
         self.delivered = 0  # pushes handed to subscribers
+        self.batches = 0  # dispatcher batches (one per broker fetch that produced pushes)
+        self.groups = 0  # (batch, group of subscribers getting the same pushes) pairs
         self.failures = 0  # reader failures (each one also logged)
         self.last_error: BaseException | None = None
         self.send_errors = 0  # subscriber sends that raised (a bug in the subscriber; logged)
         self._live: dict[int, int] | None = None  # partition -> first offset to deliver
         self._positions: dict[int, int] = {}  # partition -> next offset to read
         self._next_tick = 0.0
+        # the pushes of the current dispatcher batch, each with the index of its receiver set
+        self._batch: list[tuple[Push, int]] = []
+        self._sets: list[list[Subscriber]] = []
+        self._set_index: dict[Hashable, int] = {}
 
     # -- subscriptions ------------------------------------------------------------------------
 
@@ -317,14 +352,19 @@ class TopicReader:
                     self._live, self._positions = {}, {}
                     for change in self.tracker.forget_topic(self.topic):
                         self._active_stream_changed(change)
+                    await self._flush()
                     raise UnknownTopic(self.topic)
                 timeout = max(0.0, self._next_tick - time.monotonic())
+                # everything available (up to the cap): batches grow by themselves under load
                 records = await consumer.fetch(self.options.fetch_records, timeout)
-                for record in records:
-                    self._handle(record)
-                self._check_ready()
-                if time.monotonic() >= self._next_tick:
-                    self._tick()
+                try:
+                    for record in records:
+                        self._handle(record)
+                    self._check_ready()
+                    if time.monotonic() >= self._next_tick:
+                        self._tick()
+                finally:
+                    await self._flush()
 
     def _check_ready(self) -> None:
         if self.ready.is_set() or self._live is None:
@@ -357,19 +397,77 @@ class TopicReader:
             self._active_stream_changed(change)
         self._dispatch(stream_id, message, record)
 
-    def _push(self, subscribers: Iterable[Subscriber], push: Push) -> None:
-        for subscriber in subscribers:
+    def _push(self, key: Hashable, receivers: Iterable[Subscriber], push: Push) -> None:
+        """Add `push` to the batch. `key` names the receiver set within this batch (the same
+        key must mean the same subscribers); `receivers` is only read the first time."""
+        index = self._set_index.get(key)
+        if index is None:
+            index = self._set_index[key] = len(self._sets)
+            self._sets.append([s for s in dict.fromkeys(receivers) if not s.closed])
+        self._batch.append((push, index))
+
+    async def _flush(self) -> None:
+        """Hand the batch over: subscribers that get exactly the same pushes form one group, and
+        each group's pushes (in order) go to each of its subscribers in one call.
+
+        Every ``flush_chunk`` subscribers the reader yields to the event loop, so the writers
+        woken so far send while the rest is handed over, and one big fan-out never holds the
+        loop (the write path, other topics) for long."""
+        batch, sets = self._batch, self._sets
+        self._batch, self._sets, self._set_index = [], [], {}
+        if not batch:
+            return
+        self.batches += 1
+        if len(sets) == 1:
+            self.groups += 1
+            await self._deliver(sets[0], Pushes([push for push, _ in batch]))
+            return
+        where: dict[Subscriber, list[int]] = {}
+        for index, members in enumerate(sets):
+            for subscriber in members:
+                found = where.get(subscriber)
+                if found is None:
+                    where[subscriber] = [index]
+                else:
+                    found.append(index)
+        groups: dict[tuple[int, ...], list[Subscriber]] = {}
+        for subscriber, indexes in where.items():
+            groups.setdefault(tuple(indexes), []).append(subscriber)
+        for signature, subscribers in groups.items():
+            if len(signature) == 1:
+                only = signature[0]
+                items = [push for push, index in batch if index == only]
+            else:
+                wanted = set(signature)
+                items = [push for push, index in batch if index in wanted]
+            self.groups += 1
+            await self._deliver(subscribers, Pushes(items))
+
+    async def _deliver(self, subscribers: list[Subscriber], pushes: Pushes) -> None:
+        chunk = self.options.flush_chunk
+        for n, subscriber in enumerate(subscribers, 1):
+            if n % chunk == 0:
+                await asyncio.sleep(0)
             if subscriber.closed:
                 continue
+            sent = 0
             try:
-                ok = subscriber.send(push)
+                if subscriber.send_many is not None:
+                    ok = subscriber.send_many(pushes)
+                    sent = len(pushes) if ok else 0
+                else:
+                    ok = True
+                    for push in pushes.items:
+                        if not subscriber.send(push):
+                            ok = False
+                            break
+                        sent += 1
             except Exception:
                 self.send_errors += 1
-                log.exception("fan-out: sending %s to %s failed", push.target, subscriber.name)
+                log.exception("fan-out: sending %r to %s failed", pushes, subscriber.name)
                 ok = False
-            if ok:
-                self.delivered += 1
-            else:
+            self.delivered += sent
+            if not ok:
                 subscriber.closed = True  # gone; its owner removes its subscriptions
 
     def _matching(self, kind: Kind, stream_id: str) -> list[_Entry]:
@@ -393,8 +491,8 @@ class TopicReader:
                 "value": value,
                 "dateTime": _date_time(record.timestamp_ms),
             }
-            push = Push("PackageReceived", payload)
-            self._push({s for e in packages for s in e.subscribers}, push)
+            receivers = (s for e in packages for s in e.subscribers)
+            self._push((Kind.PACKAGES, *packages), receivers, Push("PackageReceived", payload))
         if isinstance(message, TimeseriesData):
             self._parameter_data(stream_id, message)
         elif isinstance(message, EventData):
@@ -413,33 +511,51 @@ class TopicReader:
         if not entries:
             return
         kinds = data.parameter_ids()
-        wanted: dict[Subscriber, set[str]] = {}
+        matched: list[tuple[_Entry, frozenset[str]]] = []
         for entry in entries:
-            ids = {pid for pid in kinds if entry.item(pid)}
+            ids = frozenset(pid for pid in kinds if entry.item(pid))
             if ids:
-                for subscriber in entry.subscribers:
-                    wanted.setdefault(subscriber, set()).update(ids)
+                matched.append((entry, ids))
+        if not matched:
+            return
+        full = to_api(data)
+        if len(matched) == 1:  # the usual case: no per-subscriber work at all
+            entry, ids = matched[0]
+            push = Push("ParameterDataReceived", self._parameters(stream_id, full, ids, kinds))
+            self._push((Kind.PARAMETER, entry), entry.subscribers, push)
+            return
+        wanted: dict[Subscriber, set[str]] = {}
+        for entry, ids in matched:
+            for subscriber in entry.subscribers:
+                wanted.setdefault(subscriber, set()).update(ids)
         # one payload per distinct set of parameters, shared by the subscribers that want it
         groups: dict[frozenset[str], list[Subscriber]] = {}
         for subscriber, wanted_ids in wanted.items():
             groups.setdefault(frozenset(wanted_ids), []).append(subscriber)
-        full = to_api(data)
+        key = (Kind.PARAMETER, frozenset(kinds), *(entry for entry, _ in matched))
         for selected, subscribers in groups.items():
-            payload = self._base(stream_id) | full
-            if len(selected) != len(kinds):
-                for group in ("numericValues", "stringValues", "binaryValues"):
-                    payload[group] = {k: v for k, v in full[group].items() if k in selected}
-            self._push(subscribers, Push("ParameterDataReceived", payload))
+            push = Push("ParameterDataReceived", self._parameters(stream_id, full, selected, kinds))
+            self._push((*key, selected), subscribers, push)
+
+    def _parameters(
+        self, stream_id: str, full: dict[str, Any], selected: frozenset[str], kinds: Any
+    ) -> dict[str, Any]:
+        payload = self._base(stream_id) | full
+        if len(selected) != len(kinds):
+            for group in ("numericValues", "stringValues", "binaryValues"):
+                payload[group] = {k: v for k, v in full[group].items() if k in selected}
+        return payload
 
     def _events(self, stream_id: str, events: list[EventData]) -> None:
         entries = self._matching(Kind.EVENT, stream_id)
         if not entries:
             return
         for event in events:
-            subscribers = {s for e in entries if e.item(event.id) for s in e.subscribers}
-            if subscribers:
+            matched = [e for e in entries if e.item(event.id)]
+            if matched:
                 payload = self._base(stream_id) | to_api(event)
-                self._push(subscribers, Push("EventDataReceived", payload))
+                receivers = (s for e in matched for s in e.subscribers)
+                self._push((Kind.EVENT, *matched), receivers, Push("EventDataReceived", payload))
 
     def _definitions(
         self,
@@ -451,14 +567,16 @@ class TopicReader:
         entries = self._matching(kind, stream_id)
         if entries:
             payload = self._base(stream_id) | to_api(message)
-            self._push({s for e in entries for s in e.subscribers}, Push(target, payload))
+            receivers = (s for e in entries for s in e.subscribers)
+            self._push((kind, *entries), receivers, Push(target, payload))
 
     def _active_stream_changed(self, change: StreamChange) -> None:
         entries = [e for k, e in self.entries.items() if k.kind is Kind.ACTIVE_STREAMS]
         if entries:
             stream = change.stream.to_api(self.topic_id)
             push = Push("ActiveStreamsChanged", stream, change.action.value)
-            self._push({s for e in entries for s in e.subscribers}, push)
+            receivers = (s for e in entries for s in e.subscribers)
+            self._push((Kind.ACTIVE_STREAMS, *entries), receivers, push)
 
     def active_streams(self) -> list[dict[str, Any]]:
         """The topic's current active streams as Reader API ``ActiveStream`` payloads."""
@@ -472,7 +590,8 @@ class TopicReader:
         entries = [e for k, e in self.entries.items() if k.kind is Kind.METRICS]
         if entries:
             push = Push("TopicMetricsUpdated", sample.to_api(self.topic_id, self.topic))
-            self._push({s for e in entries for s in e.subscribers}, push)
+            receivers = (s for e in entries for s in e.subscribers)
+            self._push((Kind.METRICS, *entries), receivers, push)
 
 
 # ---------------------------------------------------------------------------------------------

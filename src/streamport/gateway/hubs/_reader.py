@@ -1,8 +1,11 @@
 """The Reader hub (``/reader/hub``): the Quix Reader API over SignalR, fed by the fan-out.
 
-Each connection is one `Subscriber` of the process's `FanOut`; pushes are serialised once per
-hub protocol (`PreparedMessage` cached on the `Push`) and go into the connection's bounded outgoing
-queue, which closes the connection when full. Each subscription needs ``read:<topic>``.
+Each connection is one `Subscriber` of the process's `FanOut`. The fan-out hands over the pushes
+of one broker fetch per group of connections that get the same pushes (`Pushes`); each push is
+serialised once per hub protocol (`PreparedMessage` cached on the `Push`), the group's pushes are
+joined once per protocol (`PreparedBatch` cached on the `Pushes`), and that one blob goes into each
+connection's bounded outgoing queue (one entry, one writer wake-up per connection and batch), which
+closes the connection when full. Each subscription needs ``read:<topic>``.
 A topic of ``*`` subscribes to every existing topic the caller may read (topics created later
 are not included).
 """
@@ -18,8 +21,21 @@ from streamport.gateway.hubs._common import (
     principal_of,
     require,
 )
-from streamport.gateway.signalr import Context, HubError, PreparedMessage, hub_method
-from streamport.streams.fanout import FanOut, Kind, Push, Subscriber, TopicReader
+from streamport.gateway.signalr import (
+    Context,
+    HubError,
+    PreparedBatch,
+    PreparedMessage,
+    hub_method,
+)
+from streamport.streams.fanout import FanOut, Kind, Push, Pushes, Subscriber, TopicReader
+
+
+def _prepared(push: Push) -> PreparedMessage:
+    prepared = push.prepared
+    if prepared is None:
+        prepared = push.prepared = PreparedMessage(push.target, push.args)
+    return prepared  # type: ignore[no-any-return]
 
 
 def _text(value: Any, field: str) -> str:
@@ -35,13 +51,17 @@ class ReaderHub:
         self.ctx = ctx
         self._fanout = fanout
         self._topics = topics
-        self.subscriber = Subscriber(self._send, ctx.connection_id)
+        self.subscriber = Subscriber(self._send, ctx.connection_id, self._send_many)
         self._count = 0
 
     def _send(self, push: Push) -> bool:
-        if push.prepared is None:
-            push.prepared = PreparedMessage(push.target, push.args)
-        return self.ctx.send_prepared(push.prepared)
+        return self.ctx.send_prepared(_prepared(push))
+
+    def _send_many(self, pushes: Pushes) -> bool:
+        batch = pushes.prepared
+        if batch is None:
+            batch = pushes.prepared = PreparedBatch([_prepared(p) for p in pushes.items])
+        return self.ctx.send_batch(batch)
 
     async def on_disconnected(self, exc: BaseException | None) -> None:
         self._fanout.unsubscribe_all(self.subscriber)
