@@ -77,8 +77,18 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
 # -- the gateway process ----------------------------------------------------------------------
 
 
-def serve(port: int, data_dir: str) -> None:
+def serve(port: int, data_dir: str, flush_chunk: int, switch_interval: float) -> None:
+    import functools
+
     import uvicorn
+
+    from streamport.streams import fanout
+
+    if flush_chunk:  # an experiment knob: the gateway builds its FanOutOptions itself
+        options = functools.partial(fanout.FanOutOptions, flush_chunk=flush_chunk)
+        fanout.FanOutOptions = options  # type: ignore[misc,assignment]
+    if switch_interval:
+        sys.setswitchinterval(switch_interval)
 
     from streamport.broker.embedded import EmbeddedBroker
     from streamport.gateway.app import create_app
@@ -434,7 +444,8 @@ def run_fanout(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
 
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
-        server = subprocess.Popen([sys.executable, __file__, "serve", str(port), tmp], env=env)
+        cmd = [sys.executable, __file__, "serve", str(port), tmp]
+        server = subprocess.Popen([*cmd, str(args.flush_chunk), str(args.switch_interval)], env=env)
         try:
             wait_http(f"http://127.0.0.1:{port}/healthz")
             httpx.post(f"http://127.0.0.1:{port}/api/topics", json={"name": TOPIC})
@@ -526,6 +537,10 @@ def main() -> None:
     parser.add_argument("--reader-procs", type=int, default=2, help="reader client processes")
     parser.add_argument("--sample", type=int, default=10, help="time every n-th connection")
     parser.add_argument("--profile", help="py-spy the gateway into this file (collapsed stacks)")
+    parser.add_argument("--flush-chunk", type=int, default=0, help="FanOutOptions.flush_chunk")
+    parser.add_argument(
+        "--switch-interval", type=float, default=0.0, help="sys.setswitchinterval in the gateway"
+    )
     parser.add_argument("--no-reference", action="store_true", help="skip the raw reference")
     args = parser.parse_args()
     env = {
@@ -567,7 +582,7 @@ def main() -> None:
 if __name__ == "__main__":
     command = sys.argv[1] if len(sys.argv) > 1 else ""
     if command == "serve":
-        serve(int(sys.argv[2]), sys.argv[3])
+        serve(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), float(sys.argv[5]))
     elif command == "raw":
         serve_raw(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]))
     elif command == "readers":

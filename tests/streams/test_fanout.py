@@ -17,8 +17,9 @@ from streamport.model import (
     ParameterDefinitions,
     StreamProperties,
     TimeseriesData,
+    encode,
 )
-from streamport.streams.fanout import FanOut, FanOutOptions, Kind, Push, Subscriber
+from streamport.streams.fanout import FanOut, FanOutOptions, Kind, Push, Pushes, Subscriber
 from streamport.streams.topic_metrics import TopicMetrics
 from streamport.streams.writer import Writer
 
@@ -310,3 +311,111 @@ def test_topic_metrics_buckets_history_and_idle_intervals() -> None:
     for second in range(1007, 1030):
         metrics.tick(active_streams=0, now=second)
     assert len(metrics.history()) == 10  # bounded by the window
+
+
+# -- batching: one hand-over per broker fetch and group of subscribers ---------------------------
+
+
+class Batches:
+    """A subscriber taking whole batches (``send_many``); `refuse` simulates a full queue."""
+
+    def __init__(self, refuse: bool = False) -> None:
+        self.batches: list[Pushes] = []
+        self.refuse = refuse
+        self.arrived = asyncio.Event()
+        self.subscriber = Subscriber(self.send, "batches", self.send_many)
+
+    def send(self, push: Push) -> bool:
+        raise AssertionError("a subscriber with send_many gets no single pushes")
+
+    def send_many(self, pushes: Pushes) -> bool:
+        if self.refuse:
+            return False
+        self.batches.append(pushes)
+        self.arrived.set()
+        return True
+
+    def values(self) -> list[tuple[str, str]]:
+        return [
+            (p.args[0]["streamId"], p.args[0]["id"]) for batch in self.batches for p in batch.items
+        ]
+
+    async def wait_for(self, count: int) -> None:
+        async with asyncio.timeout(10):
+            while len(self.values()) < count:
+                self.arrived.clear()
+                await self.arrived.wait()
+
+
+def records(stream: str, *ids: str) -> list[Record]:
+    return [Record(encode(event(i)), key=stream.encode()) for i in ids]
+
+
+async def test_one_fetch_is_one_batch_per_subscriber_shared_by_its_group(
+    broker: EmbeddedBroker, fanout: FanOut
+) -> None:
+    await broker.create_topic("b", TopicConfig(partitions=1))
+    a1, a2, b1, both = Batches(), Batches(), Batches(), Batches()
+    for sub in (a1, a2):
+        await fanout.subscribe(sub.subscriber, Kind.EVENT, "b", "s-a", "*")
+    await fanout.subscribe(b1.subscriber, Kind.EVENT, "b", "*", "B*")
+    await fanout.subscribe(both.subscriber, Kind.EVENT, "b", "s-a", "*")
+    await fanout.subscribe(both.subscriber, Kind.EVENT, "b", "*", "B*")
+    # one produce call: the reader finds all of it in one fetch
+    await broker.produce("b", records("s-a", "A1", "B1", "A2") + records("s-b", "B2", "C"))
+    await both.wait_for(4)
+    await a1.wait_for(3)
+    await b1.wait_for(2)
+    assert a1.values() == a2.values() == [("s-a", "A1"), ("s-a", "B1"), ("s-a", "A2")]
+    assert b1.values() == [("s-a", "B1"), ("s-b", "B2")]
+    # a subscriber of two overlapping subscriptions gets each push once, in topic order
+    assert both.values() == [("s-a", "A1"), ("s-a", "B1"), ("s-a", "A2"), ("s-b", "B2")]
+    assert [len(s.batches) for s in (a1, a2, b1, both)] == [1, 1, 1, 1]
+    assert a1.batches[0] is a2.batches[0]  # one Pushes (and serialisation) for the whole group
+    assert a1.batches[0].items[1] is b1.batches[0].items[0]  # each push built once
+    reader = fanout.readers["b"]
+    assert (reader.batches, reader.groups, reader.delivered) == (1, 3, 12)
+
+
+async def test_refusing_batch_subscriber_is_dropped_and_others_keep_getting_data(
+    broker: EmbeddedBroker,
+) -> None:
+    await broker.create_topic("r", TopicConfig(partitions=1))
+    # a chunk of 2: the hand-over yields to the loop between subscribers; nothing gets lost
+    async with FanOut(broker, FanOutOptions(flush_chunk=2)) as fanout:
+        full, fine = Batches(refuse=True), [Batches() for _ in range(5)]
+        for sub in [full, *fine]:
+            await fanout.subscribe(sub.subscriber, Kind.EVENT, "r", "*", "*")
+        await broker.produce("r", records("s", "A", "B"))
+        await broker.produce("r", records("s", "C"))
+        for sub in fine:
+            await sub.wait_for(3)
+            assert sub.values() == [("s", "A"), ("s", "B"), ("s", "C")]
+        assert full.subscriber.closed and full.batches == []
+        assert fanout.readers["r"].delivered == 15
+
+
+async def test_parameter_subscribers_with_overlapping_patterns_get_their_union(
+    broker: EmbeddedBroker, fanout: FanOut
+) -> None:
+    await broker.create_topic("p", TopicConfig(partitions=1))
+    rpm, temp, both = Batches(), Batches(), Batches()
+    await fanout.subscribe(rpm.subscriber, Kind.PARAMETER, "p", "*", "RPM")
+    await fanout.subscribe(temp.subscriber, Kind.PARAMETER, "p", "*", "Temp")
+    await fanout.subscribe(both.subscriber, Kind.PARAMETER, "p", "*", "RPM")
+    await fanout.subscribe(both.subscriber, Kind.PARAMETER, "p", "*", "Temp")
+    data = [
+        TimeseriesData(timestamps=[1], numeric_values={"RPM": [1.0], "Temp": [2.0]}),
+        TimeseriesData(timestamps=[2], numeric_values={"Temp": [3.0]}),
+    ]
+    await broker.produce("p", [Record(encode(d), key=b"s") for d in data])
+
+    def seen(sub: Batches) -> list[dict[str, list[float]]]:
+        return [p.args[0]["numericValues"] for b in sub.batches for p in b.items]
+
+    async with asyncio.timeout(10):
+        while len(seen(both)) < 2 or len(seen(temp)) < 2 or not seen(rpm):
+            await asyncio.sleep(0.01)
+    assert seen(rpm) == [{"RPM": [1.0]}]
+    assert seen(temp) == [{"Temp": [2.0]}, {"Temp": [3.0]}]
+    assert seen(both) == [{"RPM": [1.0], "Temp": [2.0]}, {"Temp": [3.0]}]
