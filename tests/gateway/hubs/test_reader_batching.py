@@ -1,0 +1,107 @@
+"""The Reader hub hands each connection one fetch's pushes at once: complete messages, in order,
+joined once per protocol into one queue entry (usually one frame); Long Polling clients that take
+one message per poll still get one message per poll."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from streamport.broker import Record, TopicConfig
+from streamport.model import EventData, encode
+from tests.gateway.conftest import Gateway, GatewayFactory
+from tests.gateway.signalr.rawclient import RawConnection, _split_msgpack, raw_connection
+
+pytestmark = pytest.mark.integration
+
+RS = "\x1e"
+COUNT = 20
+
+
+def records(count: int) -> list[Record]:
+    return [
+        Record(encode(EventData(id="E", timestamp=i, value=str(i))), key=b"s") for i in range(count)
+    ]
+
+
+async def event_frames(conn: RawConnection, count: int) -> list[list[Any]]:
+    """Frames (as lists of decoded messages) until `count` EventDataReceived arrived; pings
+    are left out."""
+    frames: list[list[Any]] = []
+    seen = 0
+    while seen < count:
+        frame = await conn.ws.recv()
+        if isinstance(frame, str):
+            messages = [json.loads(part) for part in frame.split(RS) if part]
+            events = [m for m in messages if m.get("target") == "EventDataReceived"]
+        else:
+            messages = _split_msgpack(frame)
+            events = [m for m in messages if m[0] == 1 and m[3] == "EventDataReceived"]
+        if events:
+            frames.append(events)
+            seen += len(events)
+    return frames
+
+
+@pytest.fixture
+async def gateway(gateway_factory: GatewayFactory) -> Gateway:
+    started = await gateway_factory(auth=False)
+    await started.broker.create_topic("t", TopicConfig(partitions=1))
+    return started
+
+
+async def test_one_fetch_reaches_each_websocket_reader_as_one_frame_in_order(
+    gateway: Gateway,
+) -> None:
+    async with (
+        raw_connection(gateway.url, "/reader/hub") as json1,
+        raw_connection(gateway.url, "/reader/hub") as json2,
+        raw_connection(gateway.url, "/reader/hub", protocol="messagepack") as packed,
+    ):
+        for conn in (json1, json2):
+            reply = await conn.invoke("SubscribeToEvent", "t", "*", "*")
+            assert reply == {"type": 3, "invocationId": "1"}
+        await packed.send_msgpack([1, {}, "1", "SubscribeToEvent", ["t", "*", "*"]])
+        assert await packed.recv_skip_pings() == [3, {}, "1", 2]
+        await gateway.broker.produce("t", records(COUNT))  # one append: one fetch, one batch
+        for conn in (json1, json2):
+            [frame] = await event_frames(conn, COUNT)
+            assert [m["arguments"][0]["value"] for m in frame] == [str(i) for i in range(COUNT)]
+        [frame] = await event_frames(packed, COUNT)
+        assert [m[4][0]["value"] for m in frame] == [str(i) for i in range(COUNT)]
+
+
+async def test_long_polling_reader_that_takes_one_message_per_poll_gets_one(
+    gateway: Gateway,
+) -> None:
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as http:
+        negotiated = await http.post("/reader/hub/negotiate", params={"negotiateVersion": "1"})
+        token = negotiated.json()["connectionToken"]
+        hub = f"/reader/hub?id={token}"
+
+        async def poll() -> list[dict[str, Any]]:
+            response = await http.get(hub)  # no X-Requested-With: one message per poll
+            assert response.status_code == 200
+            return [json.loads(part) for part in response.text.split(RS) if part]
+
+        assert await poll() == []  # the first poll starts the transport
+        await http.post(hub, content='{"protocol":"json","version":1}' + RS)
+        assert await poll() == [{}]
+        subscribe = ["t", "*", "*"]
+        call = {
+            "type": 1,
+            "invocationId": "1",
+            "target": "SubscribeToEvent",
+            "arguments": subscribe,
+        }
+        await http.post(hub, content=json.dumps(call) + RS)
+        assert await poll() == [{"type": 3, "invocationId": "1"}]
+        await gateway.broker.produce("t", records(3))
+        for i in range(3):
+            [message] = await poll()
+            assert message["target"] == "EventDataReceived"
+            assert message["arguments"][0]["value"] == str(i)
+        await http.delete(hub)
