@@ -95,12 +95,12 @@ def create_app(
                 await broker.aclose()
 
     routes: list[BaseRoute] = [
+        Mount(writer.PREFIX, routes=writer.routes),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         *hubs.routes,  # before any /writer mount: /writer/hub and /reader/hub
         native.route(),  # the SDK's WebSocket at /sdk/ws
         Mount("/api", routes=admin.routes),
-        Mount("/writer", routes=writer.routes),
         *openapi.routes(),
     ]
     app = Starlette(

@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._topic_children: dict[str, tuple[Counter, Counter]] = {}
         self.records_in = Counter(
             "streamport_records_in",
             "Records durably written, per topic",
@@ -47,8 +48,14 @@ class Metrics:
         )
 
     def observe_produce(self, topic: str, records: int, value_bytes: int, seconds: float) -> None:
-        self.records_in.labels(topic).inc(records)
-        self.bytes_in.labels(topic).inc(value_bytes)
+        # Every acknowledged write comes through here: keep the per-topic children at hand
+        # rather than looking them up (a lock and a tuple key) twice per request.
+        children = self._topic_children.get(topic)
+        if children is None:
+            children = (self.records_in.labels(topic), self.bytes_in.labels(topic))
+            self._topic_children[topic] = children
+        children[0].inc(records)
+        children[1].inc(value_bytes)
         self.produce_latency.observe(seconds)
 
     def render(self) -> bytes:
