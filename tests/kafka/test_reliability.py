@@ -43,6 +43,8 @@ class Ingest:
         self.http = http
         self.path = path
         self.statuses: dict[int, int] = {}  # timestamp -> HTTP status
+        self.down: set[int] = set()  # writes sent and answered while the broker was down
+        self.broker_down = False
         self.changed = asyncio.Event()
 
     def count(self, status: int) -> int:
@@ -53,10 +55,13 @@ class Ingest:
         while not stop.is_set():
             timestamp = TS + index
             index += 1
+            sent_while_down = self.broker_down
             answer = await self.http.post(
                 self.path, json={"timestamps": [timestamp], "numericValues": {"v": [index]}}
             )
             self.statuses[timestamp] = answer.status_code
+            if sent_while_down and self.broker_down:
+                self.down.add(timestamp)
             if answer.status_code != 200:
                 assert answer.json()["error"]["code"] == "broker_unavailable", answer.text
             self.changed.set()
@@ -87,8 +92,10 @@ async def test_writer_api_answers_503_during_outage_and_recovers(
         try:
             await ingest.until("some writes", lambda: ingest.count(200) >= 20)
             await asyncio.to_thread(kafka.stop)
+            ingest.broker_down = True
             await ingest.until("503s", lambda: ingest.count(503) >= 3)
             ok_during_outage = ingest.count(200)
+            ingest.broker_down = False
             await asyncio.to_thread(kafka.start)
             await ingest.until("recovery", lambda: ingest.count(200) >= ok_during_outage + 20)
         finally:
@@ -96,6 +103,9 @@ async def test_writer_api_answers_503_during_outage_and_recovers(
             await writers
 
     assert set(ingest.statuses.values()) <= {200, 503}, Counter(ingest.statuses.values())
+    # every write sent and answered while the broker was down got 503, never 200
+    assert len(ingest.down) >= 2
+    assert {ingest.statuses[ts] for ts in ingest.down} == {503}
     acknowledged = [ts for ts, status in ingest.statuses.items() if status == 200]
     # the topic holds the stream's properties, every acknowledged write exactly once, and
     # possibly some writes that were answered 503 but reached Kafka after all
