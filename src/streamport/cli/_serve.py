@@ -126,6 +126,8 @@ async def _run(settings: Settings, broker: Broker, sock: socket.socket) -> None:
             ws_max_size=max(settings.max_body_bytes, 16 * 1024 * 1024),
             lifespan="on",
             access_log=False,
+            # Open SSE streams and long polls would hold a shutdown for up to 90 s (SSE: forever).
+            timeout_graceful_shutdown=5,
         )
         _banner(settings, tokens, sock.getsockname()[1])
         await uvicorn.Server(config).serve(sockets=[sock])
