@@ -1,0 +1,107 @@
+"""A server process owned by a test fixture: started in a temporary directory, waited for, stopped."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+
+class ServiceError(RuntimeError):
+    """A test service could not start (the message carries the tail of its log)."""
+
+
+def log_tail(path: Path, lines: int = 40) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+class ServerProcess:
+    """One foreground server process writing to `log_path`; `start()`/`stop()`/`kill()`."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        log_path: Path,
+        port: int,
+        *,
+        user: str | None = None,
+        stop_signal: signal.Signals = signal.SIGTERM,
+    ) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self.log_path = log_path
+        self.port = port
+        self.user = user
+        self.stop_signal = stop_signal
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def start(self, timeout: float = 30.0, ready: Callable[[], bool] | None = None) -> None:
+        if self.running:
+            return
+        with self.log_path.open("ab") as log:
+            self._process = subprocess.Popen(
+                self.argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                user=self.user,
+            )
+        check = ready or (lambda: port_open(self.port))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                code = self._process.returncode
+                self._process = None
+                raise ServiceError(
+                    f"{self.name} exited with code {code} while starting:\n{log_tail(self.log_path)}"
+                )
+            if check():
+                return
+            time.sleep(0.05)
+        self.kill()
+        raise ServiceError(
+            f"{self.name} did not answer on 127.0.0.1:{self.port} within {timeout:.0f}s:\n"
+            f"{log_tail(self.log_path)}"
+        )
+
+    def stop(self, timeout: float = 15.0) -> None:
+        process = self._process
+        if process is None:
+            return
+        if process.poll() is None:
+            process.send_signal(self.stop_signal)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+        self._process = None
+
+    def kill(self) -> None:
+        process = self._process
+        if process is None:
+            return
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+        self._process = None
