@@ -77,7 +77,7 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
 # -- the gateway process ----------------------------------------------------------------------
 
 
-def serve(port: int, data_dir: str, flush_chunk: int, switch_interval: float) -> None:
+def serve(port: int, data_dir: str, flush_chunk: int, switch_interval: float, direct: str) -> None:
     import functools
 
     import uvicorn
@@ -95,12 +95,18 @@ def serve(port: int, data_dir: str, flush_chunk: int, switch_interval: float) ->
     from streamport.settings import Settings
 
     settings = Settings(data_dir=Path(data_dir), auth=False, host="127.0.0.1", port=port)
-    app = create_app(settings, EmbeddedBroker(Path(data_dir) / "log"))
+    broker = EmbeddedBroker(Path(data_dir) / "log")
+    app = create_app(settings, broker)
     probe: list[asyncio.Task[None]] = []
 
     async def with_probe(scope: Any, receive: Any, send: Any) -> None:
         if not probe:
             probe.append(asyncio.create_task(loop_lag(Path(data_dir) / "looplag.json")))
+            if direct:
+                rate, seconds = direct.split(",")
+                go = Path(data_dir) / "go"
+                task = produce_direct(broker, int(rate), float(seconds), go)
+                probe.append(asyncio.create_task(task))
         await app(scope, receive, send)
 
     uvicorn.run(
@@ -111,6 +117,29 @@ def serve(port: int, data_dir: str, flush_chunk: int, switch_interval: float) ->
         ws_ping_interval=None,
         access_log=False,
     )
+
+
+async def produce_direct(broker: Any, rate: int, seconds: float, go: Path) -> None:
+    """``--direct``: the gateway itself writes `rate` events/s to the embedded broker (the same
+    `Writer` the writer hub uses, no SignalR), once `go` exists: broker -> fan-out -> reader only."""
+    from streamport.model import EventData
+    from streamport.streams.writer import Writer
+
+    while not go.exists():
+        await asyncio.sleep(0.05)
+    writer = Writer(broker)
+    pending: set[asyncio.Task[Any]] = set()
+    start, sent = time.monotonic(), 0
+    while time.monotonic() - start < seconds:
+        due = int((time.monotonic() - start) * rate)
+        while sent < due:
+            sent += 1
+            now = time.time_ns()
+            event = EventData(id="E", timestamp=now, value=str(now))
+            task = asyncio.create_task(writer.write(TOPIC, "direct", event))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+        await asyncio.sleep(0.001)
 
 
 async def loop_lag(path: Path) -> None:
@@ -475,7 +504,9 @@ def run_fanout(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, __file__, "serve", str(port), tmp]
-        server = subprocess.Popen([*cmd, str(args.flush_chunk), str(args.switch_interval)], env=env)
+        direct = f"{args.rate},{args.seconds}" if args.direct else ""
+        cmd += [str(args.flush_chunk), str(args.switch_interval), direct]
+        server = subprocess.Popen(cmd, env=env)
         try:
             wait_http(f"http://127.0.0.1:{port}/healthz")
             httpx.post(f"http://127.0.0.1:{port}/api/topics", json={"name": TOPIC})
@@ -492,11 +523,16 @@ def run_fanout(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
                 )
-            sent, acks = asyncio.run(
-                write_all(
-                    f"ws://127.0.0.1:{port}/writer/hub", args.rate, args.writers, args.seconds
+            if args.direct:
+                (Path(tmp) / "go").touch()
+                time.sleep(args.seconds + 1)
+                sent, acks = int(args.rate * args.seconds), list[float]()
+            else:
+                sent, acks = asyncio.run(
+                    write_all(
+                        f"ws://127.0.0.1:{port}/writer/hub", args.rate, args.writers, args.seconds
+                    )
                 )
-            )
             if spy is not None:
                 spy.wait(30)
             cpu1, wait1 = cpu_seconds(server.pid)
@@ -580,6 +616,11 @@ def main() -> None:
     parser.add_argument(
         "--switch-interval", type=float, default=0.0, help="sys.setswitchinterval in the gateway"
     )
+    parser.add_argument(
+        "--direct",
+        action="store_true",
+        help="the gateway writes the events to its broker itself (no writer hub): fan-out only",
+    )
     parser.add_argument("--no-reference", action="store_true", help="skip the raw reference")
     args = parser.parse_args()
     env = {
@@ -625,7 +666,7 @@ def main() -> None:
 if __name__ == "__main__":
     command = sys.argv[1] if len(sys.argv) > 1 else ""
     if command == "serve":
-        serve(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), float(sys.argv[5]))
+        serve(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), float(sys.argv[5]), sys.argv[6])
     elif command == "raw":
         serve_raw(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]))
     elif command == "readers":
