@@ -139,7 +139,16 @@ class NativeTransport:
 
     async def request(self, make: Any) -> Reply:
         """Send ``make(id)`` and wait for its reply; a ``Failed`` reply raises."""
-        async with self._slots:
+        reply = await (await self._start(make))
+        if isinstance(reply, Failed):
+            raise _error(reply)
+        return reply
+
+    async def _start(self, make: Any) -> asyncio.Future[Reply]:
+        """Send ``make(id)`` in a free in-flight slot; the future gets the reply (the slot is
+        freed when it settles)."""
+        await self._slots.acquire()
+        try:
             if self._failure is not None:
                 raise self._failure
             assert self._ws is not None
@@ -154,15 +163,41 @@ class NativeTransport:
                 raise errors.BrokerUnavailable(
                     "the connection to the streamport gateway was lost"
                 ) from exc
-            reply = await future
-        if isinstance(reply, Failed):
-            raise _error(reply)
-        return reply
+        except BaseException:
+            self._slots.release()
+            raise
+        future.add_done_callback(lambda _: self._slots.release())
+        return future
 
     async def produce(self, topic: str, records: Sequence[Record]) -> None:
+        await (await self.send(topic, records))
+
+    async def send(self, topic: str, records: Sequence[Record]) -> asyncio.Future[None]:
+        """Send one ``produce`` frame now; the future settles with its ``acked`` reply.
+
+        The gateway writes produce requests in arrival order, so batches sent one after the
+        other keep their order while several wait for their acknowledgement.
+        """
         wire = [WireRecord(r.key, r.value, list(r.headers)) for r in records]
-        reply = await self.request(lambda i: Produce(i, topic, wire))
-        assert isinstance(reply, Acked)
+        reply = await self._start(lambda i: Produce(i, topic, wire))
+        loop = asyncio.get_running_loop()
+        acked: asyncio.Future[None] = loop.create_future()
+
+        def settle(future: asyncio.Future[Reply]) -> None:
+            if acked.done():
+                return
+            if future.cancelled():
+                acked.cancel()
+            elif (exc := future.exception()) is not None:
+                acked.set_exception(exc)
+            elif isinstance(result := future.result(), Failed):
+                acked.set_exception(_error(result))
+            else:
+                assert isinstance(result, Acked)
+                acked.set_result(None)
+
+        reply.add_done_callback(settle)
+        return acked
 
     async def subscribe(
         self, topic: str, group: str | None, offset_reset: OffsetReset

@@ -1,10 +1,15 @@
 """`Sender`: the ordered, bounded path from a topic producer to the transport.
 
-Any thread pushes encoded records; one task on the client's loop sends them in batches (all that
-waited, up to `BATCH_RECORDS`) and waits for each batch's durable acknowledgement before the
-next, which keeps the order of every stream. At `MAX_PENDING` unacknowledged records a pushing
-thread waits; the loop thread itself (a consumer callback producing) never waits, its overshoot
-is bounded by one fetched batch.
+Any thread pushes encoded records; one task on the client's loop hands them to the transport in
+batches (all that waited, up to `BATCH_RECORDS` records or about `BATCH_BYTES`), in push order,
+and keeps up to `MAX_IN_FLIGHT` batches waiting for their durable acknowledgement at once
+(``Transport.send`` returns once a batch is on its way, with a future of its acknowledgement).
+
+Bounds: at `MAX_PENDING` unacknowledged records or `MAX_PENDING_BYTES` a pushing thread waits;
+the loop thread itself (a consumer callback producing) never waits, its overshoot is bounded by
+one fetched batch. A failed batch is reported to the client's error hook and raised by the next
+push or wait; batches already on their way are not recalled (as with any pipelined producer, a
+failure can leave a gap in an otherwise ordered stream).
 """
 
 from __future__ import annotations
@@ -12,68 +17,107 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
+from functools import partial
 
 from streamport.broker import Record
 from streamport.client._core import Core
 from streamport.errors import StreamportError
 
 MAX_PENDING = 20_000
+MAX_PENDING_BYTES = 64 * 1024 * 1024
 BATCH_RECORDS = 5_000
+BATCH_BYTES = 1024 * 1024  # a batch is cut after the record that reaches this size
+MAX_IN_FLIGHT = 4  # batches waiting for their acknowledgement
 
 
 class Sender:
     def __init__(self, core: Core, topic: str) -> None:
         self._core = core
         self._topic = topic
-        self._queue: deque[Record] = deque()
+        self._queue: deque[Record] = deque()  # appended by any thread, drained by the task
         self._unacked = 0
+        self._unacked_bytes = 0
         self._cond = threading.Condition()
         self._wake: asyncio.Event | None = None
+        self._wake_scheduled = False  # a wake-up is on its way to the loop: no need for another
+        self._slots: asyncio.Semaphore | None = None
         self._task: asyncio.Task[None] | None = None
         self.error: BaseException | None = None
 
     def push(self, record: Record) -> None:
         loop = self._core.loop
+        size = len(record.value)
         with self._cond:
             if not loop.in_loop():
-                while self._unacked >= MAX_PENDING and self.error is None:
+                while (
+                    self._unacked >= MAX_PENDING or self._unacked_bytes >= MAX_PENDING_BYTES
+                ) and self.error is None:
                     self._cond.wait()
             self._raise_error()
             self._unacked += 1
-        loop.call_soon(self._enqueue, record)
+            self._unacked_bytes += size
+        self._queue.append(record)
+        if not self._wake_scheduled:
+            # One wake-up per burst, not per record: the task drains everything queued by then.
+            self._wake_scheduled = True
+            loop.call_soon(self._wake_up)
 
     def _raise_error(self) -> None:
         if self.error is not None:
             error, self.error = self.error, None
             raise StreamportError(f"an earlier write to {self._topic!r} failed: {error}") from error
 
-    def _enqueue(self, record: Record) -> None:
-        self._queue.append(record)
+    def _wake_up(self) -> None:
+        self._wake_scheduled = False  # before the drain, so a later push schedules a new one
         if self._task is None:
             self._wake = asyncio.Event()
+            self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
             self._task = asyncio.get_running_loop().create_task(self._run())
         assert self._wake is not None
         self._wake.set()
 
+    def _take(self) -> list[Record]:
+        queue = self._queue
+        batch = [queue.popleft()]
+        size = len(batch[0].value)
+        while queue and len(batch) < BATCH_RECORDS and size < BATCH_BYTES:
+            record = queue.popleft()
+            batch.append(record)
+            size += len(record.value)
+        return batch
+
     async def _run(self) -> None:
-        assert self._wake is not None
+        assert self._wake is not None and self._slots is not None
         while True:
             await self._wake.wait()
             self._wake.clear()
             while self._queue:
-                count = min(len(self._queue), BATCH_RECORDS)
-                batch = [self._queue.popleft() for _ in range(count)]
+                await self._slots.acquire()  # released when the batch is settled
+                batch = self._take()
                 try:
                     transport = await self._core.ready()
-                    await transport.produce(self._topic, batch)
+                    acked = await transport.send(self._topic, batch)
                 except Exception as exc:
-                    with self._cond:
-                        self.error = exc
-                    self._core.report(exc)
-                finally:
-                    with self._cond:
-                        self._unacked -= count
-                        self._cond.notify_all()
+                    self._settle(batch, exc)
+                    continue
+                acked.add_done_callback(partial(self._acked, batch))
+
+    def _acked(self, batch: list[Record], future: asyncio.Future[None]) -> None:
+        error = None if future.cancelled() else future.exception()
+        self._settle(batch, error)
+
+    def _settle(self, batch: list[Record], error: BaseException | None) -> None:
+        assert self._slots is not None
+        self._slots.release()
+        if error is not None:
+            with self._cond:
+                if self.error is None:
+                    self.error = error
+            self._core.report(error)
+        with self._cond:
+            self._unacked -= len(batch)
+            self._unacked_bytes -= sum(len(r.value) for r in batch)
+            self._cond.notify_all()
 
     def wait(self, timeout: float | None = None) -> None:
         """Wait until every pushed record is acknowledged; raise the first failed write."""

@@ -7,6 +7,7 @@ above this seam (streams, buffers, callbacks, commits) is shared by both clients
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Mapping, Sequence
 from typing import Literal, Protocol
@@ -39,6 +40,14 @@ class Transport(Protocol):
 
     async def produce(self, topic: str, records: Sequence[Record]) -> None:
         """Return once every record is durable (raises a BrokerError otherwise)."""
+        ...
+
+    async def send(self, topic: str, records: Sequence[Record]) -> asyncio.Future[None]:
+        """Start producing `records`; the future settles once they are durable (or failed).
+
+        Batches of consecutive calls (each awaited before the next) keep their order; the
+        caller may keep several futures waiting at once.
+        """
         ...
 
     async def subscribe(
@@ -111,6 +120,15 @@ class KafkaTransport:
     async def produce(self, topic: str, records: Sequence[Record]) -> None:
         await self._ensure(topic)
         await self._broker.produce(topic, records)
+
+    async def send(self, topic: str, records: Sequence[Record]) -> asyncio.Future[None]:
+        # Waits for the acknowledgement before returning: the broker's produce() gives no
+        # "queued" point to pipeline on without risking the order of two batches (librdkafka
+        # batches the records of one call itself, and linger.ms keeps the wait short).
+        await self.produce(topic, records)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
 
     async def subscribe(
         self, topic: str, group: str | None, offset_reset: OffsetReset
