@@ -35,7 +35,7 @@ from streamport.gateway.http.common import (
 )
 from streamport.gateway.hubs import Hubs
 from streamport.gateway.metrics import Metrics
-from streamport.gateway.state import GatewayState
+from streamport.gateway.state import GatewayApp, GatewayState
 from streamport.settings import Settings
 from streamport.streams.writer import Writer
 
@@ -103,7 +103,7 @@ def create_app(
         Mount("/api", routes=admin.routes),
         *openapi.routes(),
     ]
-    app = Starlette(
+    app = GatewayApp(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={
@@ -112,6 +112,7 @@ def create_app(
             Exception: handle_unexpected,
         },
     )
+    app.gateway = state
     app.state.gateway = state
     app.state.ready = False
     return app

@@ -20,7 +20,7 @@ from confluent_kafka import (
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 
 # confluent_kafka.admin re-exports these without listing them in `__all__`.
-from confluent_kafka.admin import (  # type: ignore[attr-defined]
+from confluent_kafka.admin import (  # type: ignore[attr-defined, unused-ignore]
     AdminClient,
     ConfigResource,
     NewTopic,
@@ -432,8 +432,8 @@ class KafkaBroker:
 
         def query() -> list[Watermarks]:
             timeout = self._request_timeout
-            earliest: OffsetSpec = OffsetSpec.earliest()  # type: ignore[no-untyped-call]
-            latest: OffsetSpec = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+            earliest: OffsetSpec = OffsetSpec.earliest()  # type: ignore[no-untyped-call, unused-ignore]
+            latest: OffsetSpec = OffsetSpec.latest()  # type: ignore[no-untyped-call, unused-ignore]
             low = admin.list_offsets({tp: earliest for tp in tps}, request_timeout=timeout)
             high = admin.list_offsets({tp: latest for tp in tps}, request_timeout=timeout)
             lows = {tp.partition: f.result().offset for tp, f in low.items()}

@@ -39,11 +39,11 @@ from streamport.errors import ValidationError
 from streamport.gateway.auth import validate_scopes
 from streamport.gateway.http.common import decode_json, json_response, principal, read_body
 from streamport.gateway.http.records import parse_records, record_to_json
-from streamport.gateway.state import GatewayState
+from streamport.gateway.state import GatewayState, state_of
 
 
 def _state(request: Request) -> GatewayState:
-    state: GatewayState = request.app.state.gateway
+    state = state_of(request)
     return state
 
 

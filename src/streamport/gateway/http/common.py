@@ -16,7 +16,7 @@ from starlette.responses import Response
 
 from streamport import errors
 from streamport.gateway.auth import ANONYMOUS_ADMIN, Action, Principal, bearer_token
-from streamport.gateway.state import GatewayState
+from streamport.gateway.state import state_of
 
 log = logging.getLogger("streamport.gateway")
 
@@ -47,7 +47,7 @@ def json_response(
 def error_response(
     request: Request, status: int, code: str, message: str, field: str | None = None
 ) -> Response:
-    state: GatewayState = request.app.state.gateway
+    state = state_of(request)
     state.metrics.errors.labels(code).inc()
     body: dict[str, Any] = {"code": code, "message": message}
     if field is not None:
@@ -82,18 +82,27 @@ async def handle_unexpected(request: Request, exc: Exception) -> Response:
     return error_response(request, 500, "internal", "internal server error (logged)")
 
 
+def header(request: Request, name: bytes) -> str | None:
+    """One request header (`name` in lower case), read straight from the ASGI scope: the hot
+    paths need two or three headers, not a `Headers` object built per request."""
+    for key, value in request.scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
 def principal(request: Request, action: Action, topic: str | None = None) -> Principal:
     """The caller, checked for `action` on `topic`; raises Unauthenticated / Forbidden."""
-    state: GatewayState = request.app.state.gateway
+    state = state_of(request)
     if not state.settings.auth:
         return ANONYMOUS_ADMIN
-    who = state.tokens.authenticate(bearer_token(request.headers.get("authorization")))
+    who = state.tokens.authenticate(bearer_token(header(request, b"authorization")))
     who.require(action, topic)
     return who
 
 
 def require_json(request: Request) -> None:
-    content_type = request.headers.get("content-type", "")
+    content_type = header(request, b"content-type") or ""
     media = content_type.split(";", 1)[0].strip().lower()
     if media != "application/json" and not media.endswith("+json"):
         raise HTTPException(415, "Content-Type must be application/json")
@@ -103,9 +112,9 @@ async def read_body(request: Request, *, json: bool = True) -> bytes:
     """The request body, refused with 413 past the configured limit (without reading it all)."""
     if json:
         require_json(request)
-    state: GatewayState = request.app.state.gateway
+    state = state_of(request)
     limit = state.settings.max_body_bytes
-    declared = request.headers.get("content-length")
+    declared = header(request, b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise HTTPException(413, f"request body is over the limit of {limit} bytes")
     # Read the ASGI messages directly: cheaper than Request.stream() on the hottest path.

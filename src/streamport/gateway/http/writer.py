@@ -22,7 +22,7 @@ from streamport.gateway.http.common import (
     require_json,
 )
 from streamport.gateway.http.records import parse_records
-from streamport.gateway.state import GatewayState
+from streamport.gateway.state import state_of
 from streamport.model import (
     StreamEndType,
     parse_event_data,
@@ -37,7 +37,7 @@ OK = 200
 
 
 def _writer(request: Request) -> Writer:
-    state: GatewayState = request.app.state.gateway
+    state = state_of(request)
     return state.writer
 
 
