@@ -1,0 +1,540 @@
+"""PostgreSQL source and destination (psycopg 3).
+
+The **source** reads a table incrementally by an increasing column (a ``bigserial`` id, an
+insertion time): ``SELECT * … WHERE col > <last value> ORDER BY col LIMIT n``, every
+``poll_interval`` seconds once it has caught up. Each row becomes a record (``format``: the row as a
+JSON message, an event or a timeseries row, see `streamport.connectors.mapping`). The last value
+written durably is kept in ``state_file`` (like Kafka Connect's offset file), so a restarted source
+resumes after it: at-least-once (rows written but not yet checkpointed are sent again).
+
+The **destination** writes rows into a table: ``COPY`` in batches, one transaction per batch. The
+table is created from the stream's schema (and columns added as new fields appear); with ``key``
+set, rows are upserted on those columns (``COPY`` into a temporary table, then
+``INSERT … ON CONFLICT (key) DO UPDATE``), so batches replayed after a crash leave each record
+exactly once; an upsert sets the fields the record has and keeps stored values where the record
+has none (null or absent). Rows: a Quix ``TimeseriesData`` gives one row per timestamp (``stream_id``,
+``timestamp`` in ns, a column per parameter and tag), an ``EventData`` one row (``stream_id``,
+``timestamp``, ``event_id``, ``value``, tags), a JSON object its fields; other stream messages
+(properties, definitions) are skipped.
+
+Example (YAML)::
+
+    connector: postgres-destination
+    input_topic: cars
+    dsn: postgresql://writer:secret@db/telemetry
+    table: car_data
+    key: [stream_id, timestamp]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from pydantic import Field, SecretStr
+
+from streamport.connectors.base import Destination, SinkRecord, Source, convert
+from streamport.connectors.config import DestinationConfig, SourceConfig
+from streamport.connectors.mapping import Format, Mapper, MappingSettings
+from streamport.connectors.retry import Stopped
+from streamport.errors import ConfigError, ConnectorError, RecordRejected
+
+if TYPE_CHECKING:
+    from streamport.connectors.runtime import Output
+
+log = logging.getLogger("streamport.connectors.postgres")
+
+Row = dict[str, Any]
+
+
+class _ConnState(enum.Enum):
+    DISCONNECTED = "disconnected"
+    CONNECTED = "connected"
+    CLOSED = "closed"
+
+
+def _table_ident(name: str) -> sql.Identifier:
+    """``schema.table`` or ``table`` as a quoted identifier."""
+    parts = name.split(".")
+    if not 1 <= len(parts) <= 2 or not all(parts):
+        raise ConfigError(f"table {name!r} must be TABLE or SCHEMA.TABLE")
+    return sql.Identifier(*parts)
+
+
+def _translate(exc: psycopg.Error, what: str) -> ConnectorError:
+    """One boundary for psycopg's errors: connection trouble is retriable, the rest is not."""
+    retriable = isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+    return ConnectorError(f"PostgreSQL {what} failed: {exc}".strip(), retriable=retriable)
+
+
+async def _connect(dsn: SecretStr, *, autocommit: bool) -> psycopg.AsyncConnection[Any]:
+    try:
+        return await psycopg.AsyncConnection.connect(dsn.get_secret_value(), autocommit=autocommit)
+    except psycopg.Error as exc:
+        # The message never holds the DSN (and so no password); retriable: the server may be
+        # starting or unreachable for a moment.
+        raise ConnectorError(f"cannot connect to PostgreSQL: {exc}", retriable=True) from exc
+
+
+# --- source --------------------------------------------------------------------------------
+
+
+class PostgresSourceConfig(SourceConfig, MappingSettings):
+    format: Format = Field(
+        default="messages", description="messages (row as JSON), events or timeseries"
+    )
+    dsn: SecretStr = Field(description="libpq connection string or postgresql:// URI")
+    table: str = Field(description="table (or view) to read: TABLE or SCHEMA.TABLE")
+    cursor_column: str = Field(description="increasing column rows are read in order of")
+    start_after: str | None = Field(
+        default=None,
+        description="read rows whose cursor column is above this value on the first run "
+        "[default: all rows]",
+    )
+    batch_size: int = Field(default=1000, ge=1, le=100_000, description="rows per query")
+    poll_interval: float = Field(
+        default=1.0, gt=0, description="seconds between queries once caught up"
+    )
+    state_file: Path | None = Field(
+        default=None,
+        description="file keeping the last value written durably, to resume from "
+        "[default: none: a restart reads from start_after]",
+    )
+
+
+class PostgresSource(Source[PostgresSourceConfig]):
+    """A table read incrementally by an increasing column → a streamport topic."""
+
+    name = "postgres-source"
+    summary = "read a PostgreSQL table incrementally by an increasing column, resumable"
+    config_class = PostgresSourceConfig
+
+    def __init__(self, config: PostgresSourceConfig) -> None:
+        super().__init__(config)
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._conn_state = _ConnState.DISCONNECTED
+        self._mapper = Mapper(config, default_stream=config.table)
+        self._query = sql.SQL("SELECT * FROM {table} {where} ORDER BY {col} LIMIT {limit}")
+        self._table = _table_ident(config.table)
+        self.cursor: str | None = config.start_after
+
+    async def setup(self) -> None:
+        if self.config.state_file is not None:
+            saved = await asyncio.to_thread(_read_state, self.config.state_file)
+            if saved is not None:
+                self.cursor = saved
+        self._conn = await _connect(self.config.dsn, autocommit=True)
+        self._conn_state = _ConnState.CONNECTED
+
+    async def _fetch(self) -> list[Row]:
+        if self._conn is None or self._conn.closed:
+            self._conn = await _connect(self.config.dsn, autocommit=True)
+            self._conn_state = _ConnState.CONNECTED
+        col = sql.Identifier(self.config.cursor_column)
+        where = sql.SQL("WHERE {col} > %s").format(col=col)
+        query = self._query.format(
+            table=self._table,
+            where=where if self.cursor is not None else sql.SQL(""),
+            col=col,
+            limit=sql.Literal(self.config.batch_size),
+        )
+        params = (self.cursor,) if self.cursor is not None else ()
+        try:
+            async with self._conn.cursor(row_factory=dict_row) as cur:
+                await cur.execute(query, params)
+                rows = await cur.fetchall()
+        except psycopg.Error as exc:
+            error = _translate(exc, f"query of {self.config.table}")
+            if error.retriable:
+                await self._drop()
+            raise error from exc
+        if rows and self.config.cursor_column not in rows[0]:
+            raise ConfigError(f"{self.config.table} has no column {self.config.cursor_column!r}")
+        return _whole_values(rows, self.config.cursor_column, self.config.batch_size)
+
+    async def run(self, output: Output) -> None:
+        while not output.stopping.is_set():
+            try:
+                rows = await self._fetch()
+            except ConnectorError as exc:
+                if not exc.retriable:
+                    raise
+                log.warning("%s; retrying", exc)
+                output.metrics.retried(exc)
+                rows = []
+            if rows:
+                output.metrics.read(len(rows))
+                records = [*self._mapper.preamble()]
+                for row in rows:
+                    try:
+                        records.append(self._mapper.map(row))
+                    except (ValueError, TypeError) as exc:
+                        await output.reject(msgspec.json.encode(row), exc)
+                await output.send(records)
+                self.cursor = _cursor_text(rows[-1][self.config.cursor_column])
+                if self.config.state_file is not None:
+                    await asyncio.to_thread(_write_state, self.config.state_file, self.cursor)
+            if len(rows) < self.config.batch_size:
+                try:
+                    await output.sleep(self.config.poll_interval)
+                except Stopped:
+                    return
+
+    async def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        self._conn_state = _ConnState.DISCONNECTED
+        if conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                await conn.close()
+
+    async def close(self) -> None:
+        await self._drop()
+        self._conn_state = _ConnState.CLOSED
+
+
+def _whole_values(rows: list[Row], column: str, limit: int) -> list[Row]:
+    """Drop trailing rows sharing the last cursor value when the batch is full: the next query
+    (``> last``) would skip their peers beyond the limit. A batch of one value is kept whole."""
+    if len(rows) < limit:
+        return rows
+    last = rows[-1][column]
+    end = len(rows)
+    while end > 0 and rows[end - 1][column] == last:
+        end -= 1
+    return rows[:end] if end > 0 else rows
+
+
+def _cursor_text(value: Any) -> str:
+    # Sent back as an untyped literal: PostgreSQL casts it to the column's type.
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value)
+
+
+def _read_state(path: Path) -> str | None:
+    try:
+        data = msgspec.json.decode(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except msgspec.DecodeError as exc:
+        raise ConfigError(f"state file {path} is not valid JSON: {exc}") from exc
+    cursor = data.get("cursor") if isinstance(data, dict) else None
+    return None if cursor is None else str(cursor)
+
+
+def _write_state(path: Path, cursor: str) -> None:
+    """Replace the state file atomically (write, fsync, rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as f:
+        f.write(msgspec.json.encode({"cursor": cursor}))
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+
+
+# --- destination ---------------------------------------------------------------------------
+
+
+class PostgresDestinationConfig(DestinationConfig):
+    dsn: SecretStr = Field(description="libpq connection string or postgresql:// URI")
+    table: str = Field(description="table to write: TABLE or SCHEMA.TABLE")
+    key: list[str] = Field(
+        default_factory=list,
+        description="columns to upsert on (primary key of a created table) [default: append]",
+    )
+    create_table: bool = Field(default=True, description="create the table if it is missing")
+    add_columns: bool = Field(default=True, description="add columns for new fields")
+    batch_size: int = Field(default=1000, ge=1, le=10_000, description="records per write()")
+
+
+_TYPES: dict[str, str] = {
+    "bool": "boolean",
+    "int": "bigint",
+    "float": "double precision",
+    "str": "text",
+    "json": "jsonb",
+    "datetime": "timestamptz",
+}
+
+
+def _kind(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float | Decimal):
+        return "float"
+    if isinstance(value, str):
+        return "str"
+    if isinstance(value, datetime):
+        return "datetime"
+    return "json"
+
+
+def rows_of(record: SinkRecord) -> list[Row]:
+    """The table rows of one record (see the module docstring); [] for non-data messages."""
+    payload = record.payload()
+    if not isinstance(payload, dict):
+        raise RecordRejected(f"a {type(payload).__name__} is not a row: need a JSON object", record)
+    kind = payload.get("type") if "streamId" in payload else None
+    if kind is None:
+        return [payload]
+    stream = payload["streamId"]
+    if kind == "TimeseriesData":
+        epoch = payload.get("epoch") or 0
+        stamps = payload["timestamps"]
+        columns: dict[str, list[Any]] = {}
+        for group in ("numericValues", "stringValues", "tagValues"):
+            columns.update(payload.get(group) or {})
+        return [
+            {
+                "stream_id": stream,
+                "timestamp": epoch + stamp,
+                **{name: values[i] for name, values in columns.items()},
+            }
+            for i, stamp in enumerate(stamps)
+        ]
+    if kind == "EventData":
+        return [_event_row(stream, payload)]
+    if kind == "list":
+        return [_event_row(stream, e) for e in payload.get("items", []) if isinstance(e, dict)]
+    return []  # stream properties, definitions, stream end: not data
+
+
+def _event_row(stream: str, event: dict[str, Any]) -> Row:
+    return {
+        "stream_id": stream,
+        "timestamp": event.get("timestamp"),
+        "event_id": event.get("id"),
+        "value": event.get("value"),
+        **(event.get("tags") or {}),
+    }
+
+
+class PostgresDestination(Destination[PostgresDestinationConfig]):
+    """A streamport topic → a PostgreSQL table (COPY in batches, optional upsert on a key)."""
+
+    name = "postgres-destination"
+    summary = "write records into a PostgreSQL table (COPY, table from the schema, upsert)"
+    config_class = PostgresDestinationConfig
+
+    def __init__(self, config: PostgresDestinationConfig) -> None:
+        super().__init__(config)
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._conn_state = _ConnState.DISCONNECTED
+        self._table = _table_ident(config.table)
+        parts = config.table.split(".")
+        self._schema_name = parts[0] if len(parts) == 2 else None
+        self._table_name = parts[-1]
+        self._columns: dict[str, str] | None = None  # name -> PostgreSQL type, once known
+        self._staging_ok = False
+
+    async def setup(self) -> None:
+        await self._connection()
+
+    async def _connection(self) -> psycopg.AsyncConnection[Any]:
+        if self._conn is None or self._conn.closed:
+            self._conn = await _connect(self.config.dsn, autocommit=False)
+            self._conn_state = _ConnState.CONNECTED
+            self._columns = None
+            self._staging_ok = False
+        return self._conn
+
+    async def _load_columns(self, conn: psycopg.AsyncConnection[Any]) -> dict[str, str]:
+        query = (
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+            "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped "
+            "ORDER BY a.attnum"
+        )
+        async with conn.cursor() as cur:
+            await cur.execute(query, (self._table.as_string(conn),))
+            return {name: kind for name, kind in await cur.fetchall()}
+
+    def _infer(self, rows: Iterable[Row]) -> dict[str, str]:
+        kinds: dict[str, str] = {}
+        for row in rows:
+            for name, value in row.items():
+                kind = _kind(value)
+                if kind is None:
+                    continue
+                seen = kinds.get(name)
+                if seen is None or (seen == "int" and kind == "float"):
+                    kinds[name] = kind
+                elif seen != kind and not (seen == "float" and kind == "int"):
+                    kinds[name] = "json" if "json" in (seen, kind) else "str"
+        return {name: _TYPES[kind] for name, kind in kinds.items()}
+
+    async def _ensure_schema(self, conn: psycopg.AsyncConnection[Any], rows: list[Row]) -> None:
+        """Create the table / add columns for fields not seen yet (in the batch's transaction)."""
+        if self._columns is None:
+            self._columns = await self._load_columns(conn)
+        wanted = self._infer(rows)
+        for name in self.config.key:
+            wanted.setdefault(name, "text")
+        new = {name: kind for name, kind in wanted.items() if name not in self._columns}
+        if not new:
+            return
+        if not self._columns:
+            if not self.config.create_table:
+                raise ConnectorError(
+                    f"table {self.config.table} does not exist (create_table is off)"
+                )
+            columns = [
+                sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(kind))
+                for name, kind in new.items()
+            ]
+            if self.config.key:
+                columns.append(
+                    sql.SQL("PRIMARY KEY ({})").format(
+                        sql.SQL(", ").join(map(sql.Identifier, self.config.key))
+                    )
+                )
+            statement = sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(
+                self._table, sql.SQL(", ").join(columns)
+            )
+            await conn.execute(statement)
+        else:
+            if not self.config.add_columns:
+                missing = ", ".join(sorted(new))
+                raise ConnectorError(f"table {self.config.table} has no column(s) {missing}")
+            for name, kind in new.items():
+                await conn.execute(
+                    sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
+                        self._table, sql.Identifier(name), sql.SQL(kind)
+                    )
+                )
+        # Committed with the batch; re-read if the transaction fails.
+        self._columns = {**self._columns, **new}
+        self._staging_ok = False
+
+    async def write(self, batch: list[SinkRecord]) -> None:
+        per_record: list[list[Row]] = convert(batch, rows_of)
+        rows = [row for rows in per_record for row in rows]
+        if not rows:
+            return
+        if self.config.key:
+            rows = self._last_per_key(rows, batch, per_record)
+        conn = await self._connection()
+        try:
+            async with conn.transaction():
+                await self._ensure_schema(conn, rows)
+                assert self._columns is not None
+                await self._copy(conn, rows, list(self._columns))
+        except psycopg.Error as exc:
+            self._columns = None  # the schema changes may have been rolled back
+            self._staging_ok = False
+            error = _translate(exc, f"write to {self.config.table}")
+            if error.retriable:
+                await self._drop()
+            elif len(batch) == 1:
+                raise RecordRejected(str(error), batch[0]) from exc
+            raise error from exc
+
+    def _last_per_key(
+        self, rows: list[Row], batch: Sequence[SinkRecord], per_record: list[list[Row]]
+    ) -> list[Row]:
+        """One row per key, the latest (ON CONFLICT cannot touch a row twice in a statement)."""
+        key = self.config.key
+        out: dict[tuple[Any, ...], Row] = {}
+        for record, record_rows in zip(batch, per_record, strict=True):
+            for row in record_rows:
+                try:
+                    values = tuple(row[name] for name in key)
+                except KeyError as exc:
+                    raise RecordRejected(
+                        f"record has no key field {exc.args[0]!r} (key: {key})", record
+                    ) from exc
+                if any(v is None for v in values):
+                    raise RecordRejected(f"record has a null key field (key: {key})", record)
+                out[_hashable(values)] = row
+        return list(out.values())
+
+    async def _copy(
+        self, conn: psycopg.AsyncConnection[Any], rows: list[Row], columns: list[str]
+    ) -> None:
+        names = sql.SQL(", ").join(map(sql.Identifier, columns))
+        json_columns = {name for name, kind in (self._columns or {}).items() if kind == "jsonb"}
+        target: sql.Composable = self._table
+        if self.config.key:
+            target = sql.Identifier(f"_streamport_stage_{self._table_name}")
+            if not self._staging_ok:
+                await conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(target))
+                await conn.execute(
+                    sql.SQL(
+                        "CREATE TEMP TABLE {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+                    ).format(target, self._table)
+                )
+                self._staging_ok = True
+        async with conn.cursor() as cur:
+            copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(target, names)
+            async with cur.copy(copy_sql) as copy:
+                for row in rows:
+                    await copy.write_row(
+                        [
+                            _json(row.get(name)) if name in json_columns else row.get(name)
+                            for name in columns
+                        ]
+                    )
+            if self.config.key:
+                updates = [c for c in columns if c not in self.config.key]
+                action = (
+                    sql.SQL("DO UPDATE SET {}").format(
+                        sql.SQL(", ").join(
+                            sql.SQL("{0} = COALESCE(EXCLUDED.{0}, {1}.{0})").format(
+                                sql.Identifier(c), self._table
+                            )
+                            for c in updates
+                        )
+                    )
+                    if updates
+                    else sql.SQL("DO NOTHING")
+                )
+                await cur.execute(
+                    sql.SQL(
+                        "INSERT INTO {table} ({names}) SELECT {names} FROM {stage} "
+                        "ON CONFLICT ({key}) {action}"
+                    ).format(
+                        table=self._table,
+                        names=names,
+                        stage=target,
+                        key=sql.SQL(", ").join(map(sql.Identifier, self.config.key)),
+                        action=action,
+                    )
+                )
+
+    async def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        self._conn_state = _ConnState.DISCONNECTED
+        self._columns = None
+        self._staging_ok = False
+        if conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                await conn.close()
+
+    async def close(self) -> None:
+        await self._drop()
+        self._conn_state = _ConnState.CLOSED
+
+
+def _json(value: Any) -> Any:
+    return None if value is None else Jsonb(value)
+
+
+def _hashable(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(msgspec.json.encode(v) if isinstance(v, dict | list) else v for v in values)

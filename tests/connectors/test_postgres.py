@@ -1,0 +1,199 @@
+"""PostgreSQL source and destination end to end: PostgreSQL 15 <-> connector <-> a live gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import psycopg
+import pytest
+from pydantic import SecretStr
+
+from streamport.broker import Record
+from streamport.connectors.postgres import (
+    PostgresDestination,
+    PostgresDestinationConfig,
+    PostgresSource,
+    PostgresSourceConfig,
+)
+from streamport.connectors.runtime import Runner
+from streamport.model import decode
+from tests.connectors.conftest import platform
+from tests.gateway.conftest import Gateway
+
+pytestmark = pytest.mark.integration
+
+
+def server(gw: Gateway) -> dict[str, Any]:
+    """The settings that point a connector at the gateway (typed loosely for the configs)."""
+    return dict(platform(gw))
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:8]}"
+
+
+async def query(dsn: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        cur = await conn.execute(sql.encode(), params or None)
+        return await cur.fetchall() if cur.description else []
+
+
+async def test_destination_creates_the_table_from_writer_api_timeseries_and_upserts(
+    gateway: Gateway, postgres_dsn: str
+) -> None:
+    table = unique("cars")
+    body = {
+        "timestamps": [1_000, 2_000, 3_000],
+        "numericValues": {"speed": [10.5, 20.5, None]},
+        "stringValues": {"gear": ["1", "2", "3"]},
+        "tagValues": {"driver": ["ann", "ann", "bob"]},
+    }
+    async with gateway.client() as http:
+        for _ in range(2):  # the same data twice: the upsert keeps one row per key
+            response = await http.post(
+                "/writer/topics/cars/streams/car-1/parameters/data", json=body
+            )
+            assert response.status_code == 200, response.text
+        response = await http.post(
+            "/writer/topics/cars/streams/car-1/parameters/data",
+            json={"timestamps": [3_000], "numericValues": {"speed": [33.0], "rpm": [4_000]}},
+        )
+        assert response.status_code == 200, response.text
+    config = PostgresDestinationConfig(
+        input_topic="cars",
+        dsn=SecretStr(postgres_dsn),
+        table=table,
+        key=["stream_id", "timestamp"],
+        **server(gateway),
+    )
+    high = sum(w.high for w in await gateway.broker.watermarks("cars"))
+    result = await Runner(PostgresDestination(config)).run(timeout=60, count=high)
+    assert result.records_in == high
+    rows = await query(
+        postgres_dsn,
+        f'SELECT stream_id, "timestamp", speed, gear, driver, rpm FROM {table} ORDER BY 2',
+    )
+    assert rows == [
+        ("car-1", 1_000, 10.5, "1", "ann", None),
+        ("car-1", 2_000, 20.5, "2", "ann", None),
+        ("car-1", 3_000, 33.0, "3", "bob", 4_000.0),  # updated by the last message, rpm added
+    ]
+    types = dict(
+        await query(
+            postgres_dsn,
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = %s",
+            table,
+        )
+    )
+    assert types["timestamp"] == "bigint"
+    assert types["speed"] == "double precision"
+    assert types["gear"] == "text"
+    primary = await query(
+        postgres_dsn,
+        "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+        "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = %s::regclass AND i.indisprimary",
+        table,
+    )
+    assert sorted(r[0] for r in primary) == ["stream_id", "timestamp"]
+
+
+async def test_destination_appends_json_objects_and_dead_letters_a_poison_record(
+    gateway: Gateway, postgres_dsn: str
+) -> None:
+    table = unique("orders")
+    await gateway.broker.create_topic("orders")
+    await gateway.broker.produce(
+        "orders",
+        [
+            Record(b'{"id": 1, "total": 9.5, "meta": {"a": 1}}'),
+            Record(b'"not an object"'),
+            Record(b'{"id": 2, "total": 3, "note": "new column"}'),
+        ],
+    )
+    config = PostgresDestinationConfig(
+        input_topic="orders", dsn=SecretStr(postgres_dsn), table=table, **server(gateway)
+    )
+    result = await Runner(PostgresDestination(config)).run(timeout=60, count=3)
+    assert result.dead_letters == 1
+    rows = await query(postgres_dsn, f"SELECT id, total, meta, note FROM {table} ORDER BY id")
+    assert rows == [(1, 9.5, {"a": 1}, None), (2, 3.0, None, "new column")]
+    dead = await gateway.read("orders-dead-letter", 1)
+    assert dead[0].value == b'"not an object"'
+    assert b"JSON object" in dict(dead[0].headers)["x-error"]
+
+
+async def test_source_reads_incrementally_and_resumes_from_its_checkpoint(
+    gateway: Gateway, postgres_dsn: str, tmp_path: Path
+) -> None:
+    table = unique("readings")
+    await query(
+        postgres_dsn,
+        f"CREATE TABLE {table} (id bigserial PRIMARY KEY, sensor text, value double precision, "
+        "at timestamptz DEFAULT now())",
+    )
+    await query(
+        postgres_dsn,
+        f"INSERT INTO {table} (sensor, value) SELECT 's' || n, n FROM generate_series(1, 5) n",
+    )
+    state = tmp_path / "state.json"
+
+    def config(**extra: Any) -> PostgresSourceConfig:
+        return PostgresSourceConfig(
+            output_topic="readings",
+            dsn=SecretStr(postgres_dsn),
+            table=table,
+            cursor_column="id",
+            key_field="sensor",
+            batch_size=2,
+            poll_interval=0.05,
+            state_file=state,
+            **extra,
+            **server(gateway),
+        )
+
+    first = await Runner(PostgresSource(config())).run(timeout=60, count=5)
+    assert first.records_out == 5
+    assert msgspec.json.decode(state.read_bytes()) == {"cursor": "5"}
+
+    # Rows added while the source is stopped; a restart reads only those.
+    await query(
+        postgres_dsn,
+        f"INSERT INTO {table} (sensor, value) SELECT 's' || n, n FROM generate_series(6, 8) n",
+    )
+    second = await Runner(PostgresSource(config())).run(timeout=60, count=3)
+    assert second.records_out == 3
+    records = await gateway.read("readings", 8)
+    values = [msgspec.json.decode(r.value) for r in records]
+    assert [v["id"] for v in values] == list(range(1, 9))
+    assert [r.key for r in records] == [f"s{n}".encode() for n in range(1, 9)]
+    assert values[0]["value"] == 1.0 and "at" in values[0]
+    await asyncio.sleep(0.3)  # a third run would find nothing new: the topic has exactly 8
+    assert (await gateway.broker.watermarks("readings"))[0].high == 8
+
+
+async def test_source_writes_events_in_a_stream(gateway: Gateway, postgres_dsn: str) -> None:
+    table = unique("alarms")
+    await query(postgres_dsn, f"CREATE TABLE {table} (seq int, kind text, at bigint)")
+    await query(postgres_dsn, f"INSERT INTO {table} VALUES (1, 'overheat', 1700000000000)")
+    config = PostgresSourceConfig(
+        output_topic="alarms",
+        dsn=SecretStr(postgres_dsn),
+        table=table,
+        cursor_column="seq",
+        format="events",
+        event_id_field="kind",
+        timestamp_field="at",
+        stream_id="plant-1",
+        **server(gateway),
+    )
+    result = await Runner(PostgresSource(config)).run(timeout=60, count=1)
+    assert (result.records_in, result.records_out) == (1, 2)  # the stream's properties first
+    records = await gateway.read("alarms", 2)  # stream properties, then the event
+    event = decode(records[1].value, records[1].headers)
+    assert records[1].key == b"plant-1"
+    assert getattr(event, "id", None) == "overheat"
+    assert getattr(event, "timestamp", None) == 1_700_000_000_000_000_000
