@@ -499,6 +499,7 @@ def percentile(histogram: dict[int, int], q: float) -> float:
 
 
 def run_fanout(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
+    use_uvloop()
     import httpx
 
     port = free_port()
