@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import msgspec
 import redis.asyncio as aioredis
@@ -36,8 +36,9 @@ from streamport.connectors.base import Destination, SinkRecord, convert
 from streamport.connectors.config import DestinationConfig
 from streamport.errors import ConnectorError, RecordRejected
 
-# What redis-py accepts as a stream field name or value.
-_Field = bytes | bytearray | memoryview[int] | str | int | float
+if TYPE_CHECKING:
+    # What redis-py accepts as a stream field name or value.
+    _Field = bytes | bytearray | memoryview[int] | str | int | float
 
 
 class _ClientState(enum.Enum):
