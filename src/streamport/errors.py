@@ -13,9 +13,12 @@
     │   ├── InvalidOffset
     │   ├── BrokerUnavailable       retriable: the broker cannot durably accept the write now
     │   └── BrokerClosed
-    └── AuthError
-        ├── Unauthenticated         401
-        └── Forbidden               403
+    ├── AuthError
+    │   ├── Unauthenticated         401
+    │   └── Forbidden               403
+    └── ConnectorError              a connector could not read or write  (`retriable` as above)
+        ├── Backpressure            retriable: downstream asks to wait `retry_after` seconds
+        └── RecordRejected          one record can never be written (poison): dead-letter it
 
 Errors that reach users say what is wrong and how to fix it, e.g.
 ``timestamps has 3 items but numericValues.speed has 2``.
@@ -99,3 +102,31 @@ class Unauthenticated(AuthError):
 
 class Forbidden(AuthError):
     """A valid token without the scope the request needs (HTTP 403)."""
+
+
+class ConnectorError(StreamportError):
+    """A connector could not read from or write to an outside system. `retriable` says whether
+    the framework retries it (with backoff) or treats it as permanent."""
+
+    def __init__(self, message: str, *, retriable: bool = False) -> None:
+        super().__init__(message)
+        self.retriable = retriable
+
+
+class Backpressure(ConnectorError):
+    """Downstream is busy: the framework waits `retry_after` seconds and delivers the batch again
+    (quixstreams' ``SinkBackpressureError``, Redpanda Connect's nack)."""
+
+    def __init__(self, retry_after: float, message: str = "") -> None:
+        super().__init__(message or f"backpressure: retry after {retry_after:g} s", retriable=True)
+        self.retry_after = retry_after
+
+
+class RecordRejected(ConnectorError):
+    """A record that no retry can write (a poison record). The framework sends it to the
+    dead-letter topic with this error attached and goes on. `record` is the rejected record
+    when the connector knows which one it was."""
+
+    def __init__(self, message: str, record: object = None) -> None:
+        super().__init__(message, retriable=False)
+        self.record = record

@@ -1,0 +1,191 @@
+"""The two connector kinds and the records they exchange with the framework.
+
+One lifecycle (quixstreams 3.x sources/sinks): ``configure`` (the constructor takes the typed
+settings) → ``setup()`` (connect; the framework retries retriable failures with backoff) →
+``run(output)`` for a source, or ``write(batch)`` … ``flush()`` for a destination → ``close()``.
+
+Contract (Redpanda Connect's): every source record carries its ack, called once the record is
+durable in streamport; destinations raise `Backpressure(retry_after)` when the outside system asks
+to wait, a retriable error for transient failures, `RecordRejected` for a poison record; they
+never commit offsets: the framework's one `Checkpoint` flushes them and only then commits.
+
+Example::
+
+    class PrintDestination(Destination[DestinationConfig]):
+        name = "print"
+        summary = "print each record"
+        config_class = DestinationConfig
+
+        async def write(self, batch: list[SinkRecord]) -> None:
+            for record in batch:
+                print(record.payload())
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
+
+import msgspec
+
+from streamport.broker import ConsumedRecord, Headers, Record
+from streamport.connectors.config import ConnectorConfig, DestinationConfig, SourceConfig
+from streamport.errors import CodecError, RecordRejected
+from streamport.model import decode, to_api
+
+if TYPE_CHECKING:
+    from streamport.connectors.runtime import Output
+
+Ack = Callable[[], Awaitable[None]]
+SourceConfigT = TypeVar("SourceConfigT", bound=SourceConfig)
+DestinationConfigT = TypeVar("DestinationConfigT", bound=DestinationConfig)
+ConfigT = TypeVar("ConfigT", bound=ConnectorConfig)
+
+
+class ConnectorState(enum.Enum):
+    CONFIGURED = "configured"
+    READY = "ready"  # setup() succeeded
+    RUNNING = "running"
+    CLOSED = "closed"
+
+
+@dataclass(slots=True)
+class SourceRecord:
+    """A record a source hands to `Output.send`; `ack` runs once it is durable in streamport."""
+
+    value: bytes
+    key: bytes | None = None
+    headers: Headers = ()
+    ack: Ack | None = None
+
+    def to_record(self) -> Record:
+        return Record(value=self.value, key=self.key, headers=self.headers)
+
+
+@dataclass(frozen=True, slots=True)
+class SinkRecord:
+    """A record of the input topic handed to `Destination.write`."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: Headers
+    timestamp_ms: int
+    _cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def of(cls, record: ConsumedRecord) -> SinkRecord:
+        return cls(
+            record.topic,
+            record.partition,
+            record.offset,
+            record.key,
+            record.value,
+            record.headers,
+            record.timestamp_ms,
+        )
+
+    def payload(self) -> Any:
+        """The record as JSON-able data.
+
+        A Quix stream message becomes ``{"streamId", "type", ...}`` in the Reader API's camelCase
+        shape (e.g. ``{"streamId": "s1", "type": "EventData", "id": "click", "value": "..."}``);
+        other JSON values are decoded; other bytes become text (UTF-8) or
+        ``{"base64": ...}``.
+        """
+        if "payload" in self._cache:
+            return self._cache["payload"]
+        try:
+            message = decode(self.value, self.headers)
+        except CodecError:
+            result: Any = _plain(self.value)
+        else:
+            body: Any = to_api(message)
+            result = {
+                "streamId": self.key.decode(errors="replace") if self.key else None,
+                "type": type(message).__name__,
+                **(body if isinstance(body, dict) else {"items": body}),
+            }
+        self._cache["payload"] = result
+        return result
+
+
+def _plain(value: bytes) -> Any:
+    try:
+        return msgspec.json.decode(value)
+    except msgspec.DecodeError:
+        pass
+    try:
+        return value.decode()
+    except UnicodeDecodeError:
+        return {"base64": base64.b64encode(value).decode()}
+
+
+def convert(batch: Sequence[SinkRecord], fn: Callable[[SinkRecord], Any]) -> list[Any]:
+    """``[fn(r) for r in batch]``, raising `RecordRejected` naming the record that failed, so
+    the framework dead-letters that record and retries the rest. Do this before any side
+    effect, so a rejected batch has written nothing."""
+    out: list[Any] = []
+    for record in batch:
+        try:
+            out.append(fn(record))
+        except RecordRejected as exc:
+            exc.record = exc.record or record
+            raise
+        except (ValueError, TypeError, KeyError, CodecError) as exc:
+            raise RecordRejected(f"{type(exc).__name__}: {exc}", record) from exc
+    return out
+
+
+class Connector(ABC, Generic[ConfigT]):
+    """What both kinds share. Subclasses set `name`, `summary` and `config_class`."""
+
+    kind: ClassVar[Literal["source", "destination"]]
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    config_class: ClassVar[type[ConnectorConfig]]
+
+    def __init__(self, config: ConfigT) -> None:
+        """configure: keep the settings; no I/O here."""
+        self.config = config
+        self.state = ConnectorState.CONFIGURED
+
+    async def setup(self) -> None:
+        """Connect to the outside system. Raise a retriable error (e.g. `OSError`,
+        ``ConnectorError(retriable=True)``) to have the framework retry with backoff."""
+
+    async def close(self) -> None:
+        """Release connections and files. Called once, also after a failure."""
+
+
+class Source(Connector[SourceConfigT]):
+    """Reads an outside system and sends records to ``config.output_topic``."""
+
+    kind: ClassVar[Literal["source", "destination"]] = "source"
+
+    @abstractmethod
+    async def run(self, output: Output) -> None:
+        """Read until ``output.stopping`` is set (or the input ends); hand records to
+        ``await output.send(records)``, which returns once they are durable and acked."""
+
+
+class Destination(Connector[DestinationConfigT]):
+    """Writes the records of ``config.input_topic`` to an outside system."""
+
+    kind: ClassVar[Literal["source", "destination"]] = "destination"
+
+    @abstractmethod
+    async def write(self, batch: list[SinkRecord]) -> None:
+        """Write (or buffer) `batch`. Raise `Backpressure`, a retriable error, or
+        `RecordRejected` (see the module docstring). May be called again with the same
+        records after a failure: at-least-once."""
+
+    async def flush(self) -> None:
+        """Make everything written so far durable; the checkpoint commits offsets only after
+        this returns."""
