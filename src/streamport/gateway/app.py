@@ -33,6 +33,7 @@ from streamport.gateway.http.common import (
     handle_unexpected,
     json_response,
 )
+from streamport.gateway.http.webhooks import Webhooks
 from streamport.gateway.hubs import Hubs
 from streamport.gateway.metrics import Metrics
 from streamport.gateway.state import GatewayApp, GatewayState
@@ -100,6 +101,7 @@ def create_app(
         Route("/metrics", metrics, methods=["GET"]),
         *hubs.routes,  # before any /writer mount: /writer/hub and /reader/hub
         native.route(),  # the SDK's WebSocket at /sdk/ws
+        *Webhooks(state).routes(),  # /webhooks/{name} and /api/webhooks, before the /api mount
         Mount("/api", routes=admin.routes),
         *openapi.routes(),
     ]

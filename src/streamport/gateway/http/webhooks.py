@@ -1,0 +1,508 @@
+"""Inbound webhooks: ``POST /webhooks/{name}``, verified, written as events, answered once durable.
+
+Each webhook names a topic, a verification scheme and a secret:
+
+| verify | signature |
+|---|---|
+| ``segment`` | ``X-Signature``: hex HMAC-SHA1 of the body |
+| ``github`` | ``X-Hub-Signature-256``: ``sha256=`` + hex HMAC-SHA256 of the body |
+| ``stripe`` | ``Stripe-Signature: t=<unix>,v1=<hex>``: HMAC-SHA256 of ``<t>.<body>``, ``t`` within the tolerance |
+| ``standard`` | Standard Webhooks / Svix: ``webhook-id``, ``webhook-timestamp``, ``webhook-signature: v1,<base64>`` (also ``svix-*``); HMAC-SHA256 of ``<id>.<timestamp>.<body>`` with the base64 key after ``whsec_`` |
+| ``hmac`` | generic: ``algorithm`` (sha1, sha256, sha512) of the body, in ``header``, ``encoding`` hex or base64, optional ``prefix`` |
+
+Signatures are compared in constant time (`hmac.compare_digest`). A bad or missing signature is
+401. Replays are refused: timestamps outside ``tolerance`` seconds are 401, and a delivery id seen
+before (``X-GitHub-Delivery``, Stripe's event id, ``webhook-id``, Segment's ``messageId``) is
+answered 200 without a second write. Seen ids are remembered in memory per gateway process
+(the last 10,000 per webhook, at least as long as the tolerance). Bodies over ``maxBodyBytes``
+are 413. The body (JSON) becomes an ``EventData`` (id = the provider's event type, value = the
+body) in the stream ``webhook-<name>`` of the topic; the 200 is sent only after the write is
+durable, so a provider retries anything not acknowledged.
+
+Admin API (scope admin): ``GET /api/webhooks`` (no secrets), ``POST /api/webhooks``,
+``DELETE /api/webhooks/{name}``. Secrets are kept in ``webhooks.json`` in the data directory
+(mode 0600; HMAC needs the secret itself, so it cannot be hashed like a token) and are never
+logged or sent back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import hmac
+import logging
+import os
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+from prometheus_client import CollectorRegistry, Counter
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from streamport.broker import validate_topic_name
+from streamport.errors import DataDirError, Unauthenticated, ValidationError
+from streamport.gateway.http.common import decode_json, json_response, principal, read_body
+from streamport.gateway.state import GatewayState
+from streamport.model import EventData, StreamProperties
+
+log = logging.getLogger("streamport.gateway.webhooks")
+
+Verify = Literal["segment", "github", "stripe", "standard", "hmac"]
+Algorithm = Literal["sha1", "sha256", "sha512"]
+Encoding = Literal["hex", "base64"]
+WEBHOOKS_FILE = "webhooks.json"
+_NAME = re.compile(r"[a-zA-Z0-9._-]{1,64}")
+SEEN_IDS = 10_000  # delivery ids remembered per webhook
+DEFAULT_MAX_BODY = 1024 * 1024
+
+
+class WebhookSpec(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    topic: str
+    verify: Verify
+    secret: str
+    algorithm: Algorithm = "sha256"  # hmac only
+    header: str = "x-signature"  # hmac only
+    encoding: Encoding = "hex"  # hmac only
+    prefix: str = ""  # hmac only, e.g. "sha256="
+    tolerance: int = 300  # seconds; stripe and standard
+    event_type_field: str = "type"  # where the event type is in the body, when no header says
+    max_body_bytes: int = DEFAULT_MAX_BODY
+    created: float = 0.0
+
+    def public(self) -> dict[str, Any]:
+        """The webhook without its secret, as the admin API shows it."""
+        out: dict[str, Any] = {
+            "name": self.name,
+            "topic": self.topic,
+            "verify": self.verify,
+            "tolerance": self.tolerance,
+            "eventTypeField": self.event_type_field,
+            "maxBodyBytes": self.max_body_bytes,
+            "path": f"/webhooks/{self.name}",
+            "created": self.created,
+        }
+        if self.verify == "hmac":
+            out |= {
+                "algorithm": self.algorithm,
+                "header": self.header,
+                "encoding": self.encoding,
+                "prefix": self.prefix,
+            }
+        return out
+
+
+class WebhookStore:
+    """The webhooks of one data directory, re-read when the file changes (at most once a
+    second), so several gateways on one directory agree."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self._path = data_dir / WEBHOOKS_FILE
+        self._lock = threading.Lock()
+        self._specs: dict[str, WebhookSpec] = {}
+        self._stamp: tuple[int, int] | None = None
+        self._checked = -1e9
+
+    def _load(self, max_age: float = 0.0) -> None:
+        now = time.monotonic()
+        if max_age and now - self._checked < max_age:
+            return
+        self._checked = now
+        try:
+            stat = self._path.stat()
+        except FileNotFoundError:
+            self._specs, self._stamp = {}, None
+            return
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        if stamp == self._stamp:
+            return
+        try:
+            specs = msgspec.json.decode(self._path.read_bytes(), type=list[WebhookSpec])
+        except msgspec.DecodeError as exc:
+            raise DataDirError(f"{self._path} is not a streamport webhooks file: {exc}") from exc
+        self._specs = {s.name: s for s in specs}
+        self._stamp = stamp
+
+    def _save(self) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._path.with_suffix(".tmp")
+        # Created 0600 from the start: the secret never sits in a world-readable file.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(msgspec.json.encode(list(self._specs.values())))
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, self._path)
+        self._stamp = None
+
+    def get(self, name: str) -> WebhookSpec | None:
+        with self._lock:
+            self._load(max_age=1.0)
+            return self._specs.get(name)
+
+    def list(self) -> list[WebhookSpec]:
+        with self._lock:
+            self._load()
+            return sorted(self._specs.values(), key=lambda s: s.name)
+
+    def add(self, spec: WebhookSpec) -> None:
+        with self._lock:
+            self._load()
+            if spec.name in self._specs:
+                raise ValidationError(f"a webhook named {spec.name!r} exists already", "name")
+            self._specs[spec.name] = spec
+            self._save()
+
+    def remove(self, name: str) -> bool:
+        with self._lock:
+            self._load()
+            if self._specs.pop(name, None) is None:
+                return False
+            self._save()
+            return True
+
+
+# --- verification ----------------------------------------------------------------------------
+
+
+class Delivery(msgspec.Struct, frozen=True):
+    """What a verified request carries besides its body."""
+
+    id: str | None
+    event_type: str | None
+
+
+def _hmac(key: bytes, algorithm: str, message: bytes) -> bytes:
+    return hmac.new(key, message, getattr(hashlib, algorithm)).digest()
+
+
+def _same(expected: bytes, given: str, encoding: Encoding) -> bool:
+    if encoding == "hex":
+        return hmac.compare_digest(expected.hex().encode(), given.strip().lower().encode())
+    try:
+        decoded = base64.b64decode(given.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return hmac.compare_digest(expected, decoded)
+
+
+def _bad(reason: str) -> Unauthenticated:
+    return Unauthenticated(f"webhook signature rejected: {reason}")
+
+
+def _check_time(raw: str | None, tolerance: int, now: float) -> None:
+    try:
+        stamp = int(raw or "")
+    except ValueError:
+        raise _bad("missing or invalid timestamp") from None
+    if abs(now - stamp) > tolerance:
+        raise _bad(f"timestamp is more than {tolerance} s away from the server's clock")
+
+
+def verify(spec: WebhookSpec, headers: Mapping[str, str], body: bytes, now: float) -> Delivery:
+    """Check the signature of one request; raise Unauthenticated (401) when it is wrong."""
+    secret = spec.secret.encode()
+    if spec.verify == "segment":
+        given = headers.get("x-signature")
+        if not given or not _same(_hmac(secret, "sha1", body), given, "hex"):
+            raise _bad("x-signature does not match")
+        return Delivery(None, None)
+    if spec.verify == "github":
+        given = headers.get("x-hub-signature-256", "")
+        if not given.startswith("sha256=") or not _same(
+            _hmac(secret, "sha256", body), given[len("sha256=") :], "hex"
+        ):
+            raise _bad("X-Hub-Signature-256 does not match")
+        return Delivery(headers.get("x-github-delivery"), headers.get("x-github-event"))
+    if spec.verify == "stripe":
+        parts = [p.split("=", 1) for p in headers.get("stripe-signature", "").split(",")]
+        fields = [(p[0].strip(), p[1].strip()) for p in parts if len(p) == 2]
+        stamp = next((v for k, v in fields if k == "t"), None)
+        _check_time(stamp, spec.tolerance, now)
+        expected = _hmac(secret, "sha256", f"{stamp}.".encode() + body)
+        if not any(k == "v1" and _same(expected, v, "hex") for k, v in fields):
+            raise _bad("Stripe-Signature does not match")
+        return Delivery(None, None)
+    if spec.verify == "standard":
+        prefix = "webhook-" if "webhook-id" in headers else "svix-"
+        msg_id = headers.get(prefix + "id")
+        stamp = headers.get(prefix + "timestamp")
+        if not msg_id:
+            raise _bad(f"missing {prefix}id")
+        _check_time(stamp, spec.tolerance, now)
+        try:
+            key = base64.b64decode(spec.secret.removeprefix("whsec_"), validate=True)
+        except (binascii.Error, ValueError):
+            key = secret
+        expected = _hmac(key, "sha256", f"{msg_id}.{stamp}.".encode() + body)
+        signatures = headers.get(prefix + "signature", "").split()
+        if not any(
+            s.startswith("v1,") and _same(expected, s[len("v1,") :], "base64") for s in signatures
+        ):
+            raise _bad(f"{prefix}signature does not match")
+        return Delivery(msg_id, None)
+    given = headers.get(spec.header.lower(), "")
+    if spec.prefix:
+        if not given.startswith(spec.prefix):
+            raise _bad(f"{spec.header} does not start with {spec.prefix!r}")
+        given = given[len(spec.prefix) :]
+    if not given or not _same(_hmac(secret, spec.algorithm, body), given, spec.encoding):
+        raise _bad(f"{spec.header} does not match")
+    return Delivery(None, None)
+
+
+def _body_id(spec: WebhookSpec, body: Any) -> str | None:
+    if not isinstance(body, dict):
+        return None
+    for field in ("messageId", "id") if spec.verify == "segment" else ("id",):
+        value = body.get(field)
+        if isinstance(value, str | int) and not isinstance(value, bool):
+            return str(value)
+    return None
+
+
+def _event_type(spec: WebhookSpec, delivery: Delivery, body: Any) -> str:
+    if delivery.event_type:
+        return delivery.event_type
+    current = body
+    for part in spec.event_type_field.split("."):
+        current = current.get(part) if isinstance(current, dict) else None
+    if isinstance(current, str | int) and not isinstance(current, bool) and str(current):
+        return str(current).replace("/", "_").replace("\\", "_")
+    return "webhook"
+
+
+# --- replay protection -------------------------------------------------------------------------
+
+
+class SeenIds:
+    """Delivery ids of one webhook: written, or being written (a concurrent duplicate waits for
+    the first and is answered as a duplicate only if that write succeeded)."""
+
+    def __init__(self, capacity: int = SEEN_IDS) -> None:
+        self._done: OrderedDict[str, None] = OrderedDict()
+        self._pending: dict[str, asyncio.Future[bool]] = {}
+        self._capacity = capacity
+
+    async def claim(self, delivery_id: str) -> bool:
+        """True when the caller should write this delivery (it is new)."""
+        while True:
+            if delivery_id in self._done:
+                return False
+            pending = self._pending.get(delivery_id)
+            if pending is None:
+                self._pending[delivery_id] = asyncio.get_running_loop().create_future()
+                return True
+            if await asyncio.shield(pending):
+                return False
+
+    def finish(self, delivery_id: str, written: bool) -> None:
+        future = self._pending.pop(delivery_id, None)
+        if written:
+            self._done[delivery_id] = None
+            # Bounded: the oldest ids go first; with a timestamp scheme the tolerance refuses
+            # those replays anyway.
+            while len(self._done) > self._capacity:
+                self._done.popitem(last=False)
+        if future is not None and not future.done():
+            future.set_result(written)
+
+
+# --- HTTP ----------------------------------------------------------------------------------------
+
+
+class _Meters:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.records_in = Counter(
+            "streamport_connector_records_in", "Records read", ["connector"], registry=registry
+        )
+        self.records_out = Counter(
+            "streamport_connector_records_out",
+            "Records written",
+            ["connector"],
+            registry=registry,
+        )
+        self.errors = Counter(
+            "streamport_connector_errors",
+            "Failures by kind",
+            ["connector", "kind"],
+            registry=registry,
+        )
+
+
+class Webhooks:
+    """The webhooks of one gateway app: the store, the seen ids, the routes."""
+
+    def __init__(self, state: GatewayState, clock: Callable[[], float] = time.time) -> None:
+        self._state = state
+        self._store = WebhookStore(state.settings.data_dir)
+        self._seen: dict[str, SeenIds] = {}
+        self._announced: set[tuple[str, str]] = set()
+        self._clock = clock
+        self._meters = _Meters(state.metrics.registry)
+
+    def routes(self) -> list[BaseRoute]:
+        """Mount these before the ``/api`` mount (which would otherwise take /api/webhooks)."""
+        return [
+            Route("/webhooks/{name}", self.receive, methods=["POST"]),
+            Route("/api/webhooks", self.list, methods=["GET"]),
+            Route("/api/webhooks", self.add, methods=["POST"]),
+            Route("/api/webhooks/{name}", self.remove, methods=["DELETE"]),
+        ]
+
+    async def list(self, request: Request) -> Response:
+        principal(request, "admin")
+        return json_response([s.public() for s in self._store.list()])
+
+    async def add(self, request: Request) -> Response:
+        principal(request, "admin")
+        body = decode_json(await read_body(request))
+        spec = parse_spec(body, self._state.settings.max_body_bytes, self._clock())
+        self._store.add(spec)
+        log.info("webhook %s added (topic %s, verify %s)", spec.name, spec.topic, spec.verify)
+        return json_response(spec.public(), 201)
+
+    async def remove(self, request: Request) -> Response:
+        principal(request, "admin")
+        name = request.path_params["name"]
+        if not self._store.remove(name):
+            raise HTTPException(404, f"no webhook named {name!r}")
+        self._seen.pop(name, None)
+        return Response(status_code=204)
+
+    async def _read(self, request: Request, limit: int) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise HTTPException(413, f"request body is over the webhook's limit of {limit} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise HTTPException(
+                        413, f"request body is over the webhook's limit of {limit} bytes"
+                    )
+                chunks.append(chunk)
+        except ClientDisconnect:
+            raise
+        return b"".join(chunks)
+
+    async def receive(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        spec = self._store.get(name)
+        if spec is None:
+            raise HTTPException(404, f"no webhook named {name!r}")
+        label = f"webhook:{name}"
+        try:
+            body = await self._read(request, spec.max_body_bytes)
+        except HTTPException:
+            self._meters.errors.labels(label, "too_large").inc()
+            raise
+        try:
+            delivery = verify(spec, request.headers, body, self._clock())
+        except Unauthenticated:
+            self._meters.errors.labels(label, "unauthorized").inc()
+            raise
+        self._meters.records_in.labels(label).inc()
+        try:
+            payload = decode_json(body)
+        except ValidationError:
+            self._meters.errors.labels(label, "invalid").inc()
+            raise
+        delivery_id = delivery.id or _body_id(spec, payload)
+        event = EventData(
+            id=_event_type(spec, delivery, payload),
+            timestamp=time.time_ns(),
+            value=body.decode("utf-8", errors="replace"),
+            tags={"webhook": name, **({"deliveryId": delivery_id} if delivery_id else {})},
+        )
+        seen = self._seen.setdefault(name, SeenIds())
+        if delivery_id is not None and not await seen.claim(delivery_id):
+            return json_response({"status": "duplicate", "id": delivery_id})
+        written = False
+        try:
+            await self._write(spec, event)
+            written = True
+        finally:
+            if delivery_id is not None:
+                seen.finish(delivery_id, written)
+        self._meters.records_out.labels(label).inc()
+        return json_response({"status": "written", "id": delivery_id})
+
+    async def _write(self, spec: WebhookSpec, event: EventData) -> None:
+        stream_id = f"webhook-{spec.name}"
+        writer = self._state.writer
+        if (spec.topic, stream_id) in self._announced:
+            await writer.write(spec.topic, stream_id, event)
+            return
+        # The first delivery in this process also names the stream, so Reader API clients see it.
+        await writer.write(
+            spec.topic, stream_id, StreamProperties(name=f"webhook {spec.name}"), event
+        )
+        self._announced.add((spec.topic, stream_id))
+
+
+def parse_spec(body: Any, max_body_limit: int, now: float) -> WebhookSpec:
+    """A webhook from an admin API body (camelCase), validated field by field."""
+    if not isinstance(body, dict):
+        raise ValidationError("body must be an object with name, topic, verify, secret", "body")
+    name = body.get("name")
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ValidationError("name must be 1 to 64 letters, digits, '.', '_' or '-'", field="name")
+    topic = body.get("topic")
+    if not isinstance(topic, str):
+        raise ValidationError("topic is required", field="topic")
+    validate_topic_name(topic)
+    choices: dict[str, tuple[str, ...]] = {
+        "verify": ("segment", "github", "stripe", "standard", "hmac"),
+        "algorithm": ("sha1", "sha256", "sha512"),
+        "encoding": ("hex", "base64"),
+    }
+    for field, allowed in choices.items():
+        value = body.get(field, allowed[1] if field == "algorithm" else allowed[0])
+        if field == "verify" and field not in body:
+            raise ValidationError(f"verify is required: one of {', '.join(allowed)}", "verify")
+        if value not in allowed:
+            raise ValidationError(f"{field} must be one of {', '.join(allowed)}", field=field)
+    secret = body.get("secret")
+    if not isinstance(secret, str) or not secret:
+        raise ValidationError("secret is required (the provider's signing secret)", "secret")
+    tolerance = body.get("tolerance", 300)
+    if isinstance(tolerance, bool) or not isinstance(tolerance, int) or tolerance < 1:
+        raise ValidationError("tolerance must be a whole number of seconds >= 1", "tolerance")
+    limit = body.get("maxBodyBytes", min(DEFAULT_MAX_BODY, max_body_limit))
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= max_body_limit:
+        raise ValidationError(
+            f"maxBodyBytes must be between 1 and the server's limit {max_body_limit}",
+            "maxBodyBytes",
+        )
+    header = body.get("header", "x-signature")
+    prefix = body.get("prefix", "")
+    event_field = body.get("eventTypeField", "type")
+    for field, value in (("header", header), ("prefix", prefix), ("eventTypeField", event_field)):
+        if not isinstance(value, str):
+            raise ValidationError(f"{field} must be a string", field=field)
+    return WebhookSpec(
+        name=name,
+        topic=topic,
+        verify=body["verify"],
+        secret=secret,
+        algorithm=body.get("algorithm", "sha256"),
+        header=header,
+        encoding=body.get("encoding", "hex"),
+        prefix=prefix,
+        tolerance=tolerance,
+        event_type_field=event_field,
+        max_body_bytes=limit,
+        created=now,
+    )
