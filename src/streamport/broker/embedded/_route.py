@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Sequence
 from functools import partial
-from itertools import compress, repeat
+from itertools import repeat
 from operator import attrgetter
 
 from streamport.broker.base import Record, RecordMetadata
@@ -19,7 +19,6 @@ from streamport.errors import ValidationError
 
 _timestamp = attrgetter("timestamp_ms")
 _metadata = partial(tuple.__new__, RecordMetadata)
-_GROUP_BY_MASK = 16  # up to this many target partitions, split with one C pass per partition
 
 
 def route(records: Sequence[Record], n: int, sticky: Callable[[], int], topic: str) -> list[int]:
@@ -56,21 +55,24 @@ def route(records: Sequence[Record], n: int, sticky: Callable[[], int], topic: s
 def group(
     records: Sequence[Record], parts: list[int]
 ) -> tuple[dict[int, list[Record]], dict[int, list[int]] | None]:
-    """Records per partition, in order, and (unless there is one) their indexes in the call."""
-    targets = set(parts)
+    """Records per partition, in order, and (unless there is one) their indexes in the call.
+
+    One stable C-level sort of the indexes by partition puts each partition's records together,
+    still in call order; slicing by each partition's count splits them.
+    """
+    targets = sorted(set(parts))
     if len(targets) == 1:
         return {parts[0]: list(records)}, None
+    order = sorted(range(len(parts)), key=parts.__getitem__)
+    ordered = list(map(records.__getitem__, order))
     groups: dict[int, list[Record]] = {}
     indexes: dict[int, list[int]] = {}
-    if len(targets) <= _GROUP_BY_MASK:
-        for p in sorted(targets):
-            mask = list(map(p.__eq__, parts))
-            groups[p] = list(compress(records, mask))
-            indexes[p] = list(compress(range(len(parts)), mask))
-        return groups, indexes
-    for i, (r, p) in enumerate(zip(records, parts, strict=True)):
-        groups.setdefault(p, []).append(r)
-        indexes.setdefault(p, []).append(i)
+    start = 0
+    for p in targets:
+        end = start + parts.count(p)
+        groups[p] = ordered[start:end]
+        indexes[p] = order[start:end]
+        start = end
     return groups, indexes
 
 
