@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import weakref
 from collections.abc import Mapping
+from typing import Self
 
 from streamport.client._consumer import TopicConsumer
 from streamport.client._core import Core, ErrorHook
@@ -84,7 +85,7 @@ class _Client:
         live_clients.discard(self)
         self._core.dispose()
 
-    def __enter__(self) -> _Client:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -94,6 +94,10 @@ class NativeTransport:
                 max_size=MAX_FRAME_BYTES,
                 ping_interval=20,
                 open_timeout=30,
+                # No permessage-deflate: packets are already compact JSON, and compressing them
+                # cost the client and the gateway (which inflates every frame) more CPU than
+                # sending them (bench/sdk: a third of the gateway's time went to inflating).
+                compression=None,
             )
             first = _decoder.decode(await self._ws.recv(decode=False))
         except (OSError, InvalidStatus, InvalidURI, ConnectionClosed, TimeoutError) as exc:

@@ -4,6 +4,9 @@ Any thread pushes encoded records; one task on the client's loop hands them to t
 batches (all that waited, up to `BATCH_RECORDS` records or about `BATCH_BYTES`), in push order,
 and keeps up to `MAX_IN_FLIGHT` batches waiting for their durable acknowledgement at once
 (``Transport.send`` returns once a batch is on its way, with a future of its acknowledgement).
+An idle sender sends a push at once; while batches wait for their acknowledgements, pushes
+gather and go out when the next acknowledgement arrives (as up to `MAX_IN_FLIGHT` batches), so a
+busy producer costs one wake-up of the loop per acknowledgement, not one per record.
 
 Bounds: at `MAX_PENDING` unacknowledged records or `MAX_PENDING_BYTES` a pushing thread waits;
 the loop thread itself (a consumer callback producing) never waits, its overshoot is bounded by
@@ -39,8 +42,12 @@ class Sender:
         self._unacked_bytes = 0
         self._cond = threading.Condition()
         self._wake: asyncio.Event | None = None
+        # Wake-ups cost a thread switch each (and a scheduler delay on a busy machine), so a
+        # push wakes the task only when it is idle -- nothing in flight, queue empty. With
+        # batches in flight, records gather until the next acknowledgement wakes the task.
+        self._idle = True
         self._wake_scheduled = False  # a wake-up is on its way to the loop: no need for another
-        self._slots: asyncio.Semaphore | None = None
+        self._in_flight = 0
         self._task: asyncio.Task[None] | None = None
         self.error: BaseException | None = None
 
@@ -57,8 +64,7 @@ class Sender:
             self._unacked += 1
             self._unacked_bytes += size
         self._queue.append(record)
-        if not self._wake_scheduled:
-            # One wake-up per burst, not per record: the task drains everything queued by then.
+        if self._idle and not self._wake_scheduled:
             self._wake_scheduled = True
             loop.call_soon(self._wake_up)
 
@@ -68,10 +74,10 @@ class Sender:
             raise StreamportError(f"an earlier write to {self._topic!r} failed: {error}") from error
 
     def _wake_up(self) -> None:
-        self._wake_scheduled = False  # before the drain, so a later push schedules a new one
+        self._idle = False
+        self._wake_scheduled = False
         if self._task is None:
             self._wake = asyncio.Event()
-            self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
             self._task = asyncio.get_running_loop().create_task(self._run())
         assert self._wake is not None
         self._wake.set()
@@ -87,13 +93,12 @@ class Sender:
         return batch
 
     async def _run(self) -> None:
-        assert self._wake is not None and self._slots is not None
+        wake = self._wake
+        assert wake is not None
         while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._queue:
-                await self._slots.acquire()  # released when the batch is settled
+            while self._queue and self._in_flight < MAX_IN_FLIGHT:
                 batch = self._take()
+                self._in_flight += 1
                 try:
                     transport = await self._core.ready()
                     acked = await transport.send(self._topic, batch)
@@ -101,14 +106,22 @@ class Sender:
                     self._settle(batch, exc)
                     continue
                 acked.add_done_callback(partial(self._acked, batch))
+            if self._in_flight == 0:
+                self._idle = True
+                if self._queue:  # pushed between the drain and `idle`: no wake-up was sent
+                    self._idle = False
+                    continue
+            await wake.wait()
+            wake.clear()
 
     def _acked(self, batch: list[Record], future: asyncio.Future[None]) -> None:
         error = None if future.cancelled() else future.exception()
         self._settle(batch, error)
+        assert self._wake is not None
+        self._wake.set()  # what gathered meanwhile goes out now
 
     def _settle(self, batch: list[Record], error: BaseException | None) -> None:
-        assert self._slots is not None
-        self._slots.release()
+        self._in_flight -= 1
         if error is not None:
             with self._cond:
                 if self.error is None:
