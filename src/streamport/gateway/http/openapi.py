@@ -127,7 +127,11 @@ SCHEMAS: dict[str, Any] = {
             "key": {"type": ["string", "null"]},
             "value": {"description": "any JSON; stored as its JSON bytes"},
             "headers": STRING_MAP,
-            "timestamp": {"type": "integer", "description": "ms since the Unix epoch"},
+            "timestamp": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "ms since the Unix epoch",
+            },
         },
     },
     "Offsets": {

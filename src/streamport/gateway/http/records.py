@@ -37,9 +37,11 @@ def parse_record(item: Any, where: str) -> Record:
             f"{where}.headers must be an object of strings", field=f"{where}.headers"
         )
     timestamp = lowered.get("timestamp")
-    if timestamp is not None and (isinstance(timestamp, bool) or not isinstance(timestamp, int)):
+    if timestamp is not None and (
+        isinstance(timestamp, bool) or not isinstance(timestamp, int) or not 0 <= timestamp < 2**63
+    ):
         raise ValidationError(
-            f"{where}.timestamp must be an integer (milliseconds since the Unix epoch)",
+            f"{where}.timestamp must be a non-negative integer (milliseconds since the Unix epoch)",
             field=f"{where}.timestamp",
         )
     return Record(
