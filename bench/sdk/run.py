@@ -9,7 +9,9 @@ timed from the first value to the durable acknowledgement of the last.
     ``flush()``. Reference, as the issue words it: a raw confluent-kafka producer sending *the
     same message bytes*, encoded before the clock starts (so the reference does no Python work
     per value at all), with the SDK's producer settings (acks=all, idempotent, linger 5 ms).
-    Target ratio SDK/raw >= 0.5.
+    Target ratio SDK/raw >= 0.5. For information, the same raw producer with the bytes built
+    inside the timed window by the SDK run's own loop (appending to columns, then encoding) --
+    what a program writing the envelope to Kafka by hand does per value.
 (b) ``StreamingClient`` (native WebSocket protocol) to ``streamport up`` (embedded broker,
     subprocess), same buffer-API loop. Reference, the Writer HTTP batched path
     (``POST .../parameters/data``, httpx over keep-alive, 4 requests in flight) carrying the same
@@ -38,7 +40,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import httpx
@@ -91,7 +93,22 @@ def packets(rows: int, packet: int) -> list[bytes]:
     return out
 
 
-def raw_kafka(bootstrap: str, values: list[bytes]) -> float:
+def packets_by_row(rows: int, packet: int) -> Iterator[bytes]:
+    """The same message bytes, built by the loop of `publish_sdk` (one timestamp and its 5
+    values at a time) appending to the packet's columns, then encoded, a packet at a time."""
+    stamps: list[int] = []
+    columns: dict[str, list[float | None]] = {name: [] for name in PARAMS}
+    for i in range(rows):
+        stamps.append(START + i * 1000)
+        for j, name in enumerate(PARAMS):
+            columns[name].append(i * 0.5 + j)
+        if len(stamps) == packet or i == rows - 1:
+            yield encode(TimeseriesData(timestamps=stamps, numeric_values=columns))
+            stamps = []
+            columns = {name: [] for name in PARAMS}
+
+
+def raw_kafka(bootstrap: str, values: Iterable[bytes]) -> float:
     topic = f"bench-raw-{uuid.uuid4().hex[:8]}"
     producer = Producer(
         {
@@ -223,6 +240,7 @@ def main() -> None:
             encoded = packets(rows, args.packet)
             kafka_times: list[float] = []
             raw_times: list[float] = []
+            by_row_times: list[float] = []
             with (
                 kafka_service(Path(tmp) / "kafka") as kafka,
                 KafkaStreamingClient(kafka.bootstrap) as client,
@@ -231,10 +249,19 @@ def main() -> None:
                 for _ in range(args.rounds):
                     kafka_times.append(publish_sdk(client, rows, args.packet))
                     raw_times.append(raw_kafka(kafka.bootstrap, encoded))
+                    by_row_times.append(
+                        raw_kafka(kafka.bootstrap, packets_by_row(rows, args.packet))
+                    )
             print("(a) Kafka")
             sdk = line("KafkaStreamingClient buffer API", values, kafka_times)
             raw = line("raw confluent-kafka, same bytes", values, raw_times)
-            print(f"    ratio {raw / sdk:.2f} (target >= 0.5)")
+            by_row = line("raw confluent-kafka, built by row", values, by_row_times)
+            print(
+                f"    ratio {raw / sdk:.2f} (target >= 0.5: against the bytes encoded beforehand)"
+            )
+            print(
+                f"    ratio {by_row / sdk:.2f} (information: against bytes built by the same loop)"
+            )
 
         if args.only in (None, "native"):
             refs: dict[str, Callable[[], Iterator[bytes]]] = {
