@@ -4,7 +4,13 @@ one message per poll still get one message per poll."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import contextlib
 import json
+import os
+import socket
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -13,7 +19,12 @@ import pytest
 from streamport.broker import Record, TopicConfig
 from streamport.model import EventData, encode
 from tests.gateway.conftest import Gateway, GatewayFactory
-from tests.gateway.signalr.rawclient import RawConnection, _split_msgpack, raw_connection
+from tests.gateway.signalr.rawclient import (
+    RawConnection,
+    _split_msgpack,
+    negotiate,
+    raw_connection,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -105,3 +116,69 @@ async def test_long_polling_reader_that_takes_one_message_per_poll_gets_one(
             assert message["target"] == "EventDataReceived"
             assert message["arguments"][0]["value"] == str(i)
         await http.delete(hub)
+
+
+@contextlib.asynccontextmanager
+async def stalled_reader(gateway: Gateway) -> AsyncIterator[asyncio.StreamReader]:
+    """A WebSocket reader that subscribes to events on "t" and then stops reading (small socket
+    buffer, no autotuning, a small stream buffer: the server's writes soon block)."""
+    negotiated = await negotiate(gateway.url, "/reader/hub", negotiateVersion="1")
+    host, port = gateway.url.removeprefix("http://").split(":")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
+    reader, writer = await asyncio.open_connection(sock=sock, limit=16384)
+    try:
+        key = base64.b64encode(os.urandom(16)).decode()
+        writer.write(
+            (
+                f"GET /reader/hub?id={negotiated['connectionToken']} HTTP/1.1\r\n"
+                f"Host: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+        response = await reader.readuntil(b"\r\n\r\n")
+        assert response.startswith(b"HTTP/1.1 101"), response
+        call = '{"type":1,"invocationId":"1","target":"SubscribeToEvent","arguments":["t","*","*"]}'
+        for text in ('{"protocol":"json","version":1}', call):
+            payload = (text + RS).encode()  # masked with a zero key: the bytes stay as they are
+            writer.write(bytes([0x81, 0x80 | len(payload)]) + b"\0\0\0\0" + payload)
+        seen = b""
+        while b'"invocationId":"1"' not in seen:  # subscribed; from now on it reads nothing
+            chunk = await reader.read(4096)
+            assert chunk, seen
+            seen += chunk
+        yield reader
+    finally:
+        writer.close()
+
+
+async def test_a_stalled_reader_is_closed_and_never_holds_up_the_others(gateway: Gateway) -> None:
+    big = "x" * 100_000
+    # 30 MB: more than a connection's outgoing queue (8 MiB) plus what the kernel buffers
+    count = 300
+    async with (
+        stalled_reader(gateway) as stalled,
+        raw_connection(gateway.url, "/reader/hub") as reader,
+    ):
+        assert await reader.invoke("SubscribeToEvent", "t", "*", "*") == {
+            "type": 3,
+            "invocationId": "1",
+        }
+        for start in range(0, count, 10):
+            batch = [
+                Record(encode(EventData(id="E", timestamp=i, value=f"{i} {big}")), key=b"s")
+                for i in range(start, start + 10)
+            ]
+            await gateway.broker.produce("t", batch)
+        frames = await event_frames(reader, count)
+        values = [m["arguments"][0]["value"].split()[0] for f in frames for m in f]
+        assert values == [str(i) for i in range(count)]
+        # the server closed the stalled connection: what is left to read ends in EOF, well
+        # short of the 30 MB that were fanned out
+        total = 0
+        async with asyncio.timeout(30):
+            while chunk := await stalled.read(1 << 20):
+                total += len(chunk)
+        assert total < count * len(big)
