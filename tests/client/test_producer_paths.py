@@ -71,20 +71,26 @@ def test_threads_publishing_into_one_buffer_lose_nothing(sdk_gateway: ThreadGate
 
 
 def test_many_packets_keep_their_order_with_batches_in_flight(sdk_gateway: ThreadGateway) -> None:
+    """~6 MB in 430 packets of 14 KB: far more than one batch (about 1 MiB) waits while the first
+    is acknowledged, so several batches are in flight; the stream still arrives in order."""
     name, count = topic(), 3_000
+    padding = "x" * 2_000
     seen = Packets()
     with StreamingClient(sdk_gateway.url, sdk_gateway.token) as client:
         producer = client.get_topic_producer(name)
         stream = producer.create_stream("ordered")
         stream.timeseries.buffer.packet_size = 7
         for i in range(count):
-            stream.timeseries.buffer.add_timestamp_nanoseconds(i).add_value("v", i * 0.5).publish()
+            row = stream.timeseries.buffer.add_timestamp_nanoseconds(i)
+            row.add_value("v", i * 0.5).add_value("pad", padding).publish()
         producer.flush()
         consumer = client.get_topic_consumer(name, "g", auto_offset_reset=AutoOffsetReset.Earliest)
         consumer.on_stream_received = seen.on_stream
         consumer.subscribe()
         wait_for(lambda: sum(len(p.timestamps) for p in seen.packets) >= count)
-        assert [ns for ns, _, _ in seen.rows()] == list(range(count))
+        rows = seen.rows()
+        assert [ns for ns, _, _ in rows] == list(range(count))
+        assert [values["v"] for _, values, _ in rows] == [i * 0.5 for i in range(count)]
         assert [len(p.timestamps) for p in seen.packets[:-1]] == [7] * (count // 7)
         assert client.error_count == 0
 
