@@ -260,7 +260,7 @@ def verify(spec: WebhookSpec, headers: Mapping[str, str], body: bytes, now: floa
     return Delivery(None, None)
 
 
-def _body_id(spec: WebhookSpec, body: Any) -> str | None:
+def body_delivery_id(spec: WebhookSpec, body: Any) -> str | None:
     if not isinstance(body, dict):
         return None
     for field in ("messageId", "id") if spec.verify == "segment" else ("id",):
@@ -270,7 +270,7 @@ def _body_id(spec: WebhookSpec, body: Any) -> str | None:
     return None
 
 
-def _event_type(spec: WebhookSpec, delivery: Delivery, body: Any) -> str:
+def event_type_of(spec: WebhookSpec, delivery: Delivery, body: Any) -> str:
     if delivery.event_type:
         return delivery.event_type
     current = body
@@ -419,9 +419,9 @@ class Webhooks:
         except ValidationError:
             self._meters.errors.labels(label, "invalid").inc()
             raise
-        delivery_id = delivery.id or _body_id(spec, payload)
+        delivery_id = delivery.id or body_delivery_id(spec, payload)
         event = EventData(
-            id=_event_type(spec, delivery, payload),
+            id=event_type_of(spec, delivery, payload),
             timestamp=time.time_ns(),
             value=body.decode("utf-8", errors="replace"),
             tags={"webhook": name, **({"deliveryId": delivery_id} if delivery_id else {})},
