@@ -1,11 +1,15 @@
 """The read path: one broker reader per subscribed topic, fanned out to many subscribers.
 
 Per topic with at least one subscriber, one `TopicReader` task reads the topic (no consumer
-group), decodes each record once, updates the topic's active streams and metrics, matches the
-subscriptions (stream, parameter or event id; ``*`` wildcards) and hands a `Push` to each matching
-`Subscriber` through its non-blocking ``send``. The subscriber's own bounded queue (the SignalR
-connection's outgoing queue) decides what happens when it is full: it closes that connection; the
-reader never waits for a subscriber.
+group), decodes each record once, updates the topic's active streams and metrics and matches the
+subscriptions (stream, parameter or event id; ``*`` wildcards). The unit of delivery is one broker
+fetch (everything available, up to ``fetch_records``): each `Push` is built once, and at the end of
+the fetch the subscribers that get exactly the same pushes form a group whose pushes, in order, go
+to each member in one non-blocking ``send_many(Pushes)`` call (or one ``send(push)`` per push for
+subscribers without ``send_many``), ``flush_chunk`` subscribers per event-loop turn. So the cost
+per subscriber is per fetch, not per message, and batches grow by themselves under load. The
+subscriber's own bounded queue (the SignalR connection's outgoing queue) decides what happens when
+it is full: it closes that connection; the reader never waits for a subscriber.
 
 Starting point of a reader (a documented choice): it remembers the partitions' high watermarks (the
 *live point*), then seeks to ``now - replay_seconds`` and reads from there. Records before the live
