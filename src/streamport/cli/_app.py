@@ -11,7 +11,9 @@ import typer
 
 from streamport._version import __version__
 from streamport.cli._client import AdminClient, fail
+from streamport.cli._connectors import connectors_app
 from streamport.cli._produce import produce_lines
+from streamport.cli._webhooks import webhooks_app
 from streamport.errors import StreamportError
 from streamport.settings import Settings, load_settings
 
@@ -25,6 +27,8 @@ topics_app = typer.Typer(help="Create, list, describe and delete topics.", no_ar
 tokens_app = typer.Typer(help="Create, list and revoke access tokens.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
 app.add_typer(tokens_app, name="tokens")
+app.add_typer(connectors_app, name="connectors")
+app.add_typer(webhooks_app, name="webhooks")
 
 # Options shared by the commands that talk to a server. Their defaults are None so that the
 # environment and the config file can supply them (see settings.py).
