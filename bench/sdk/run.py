@@ -26,7 +26,9 @@ timed from the first value to the durable acknowledgement of the last.
     Target ratio SDK/(built by row) >= 1.0; the other two ratios are printed next to it.
 
 The machine is shared: each comparison alternates SDK and reference runs for ``--rounds`` rounds
-and compares medians (every round is printed). Run: ``python bench/sdk/run.py [--rounds 5] [--only kafka|native]``.
+and compares medians (every round is printed), and prints the median CPU seconds each contender
+spent (this process, and the gateway process in (b); not the Kafka broker), which a busy machine
+disturbs far less than wall time. Run: ``python bench/sdk/run.py [--rounds 5] [--only kafka|native]``.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from __future__ import annotations
 import argparse
 import collections
 import concurrent.futures
+import functools
+import os
 import statistics
 import subprocess
 import sys
@@ -217,10 +221,41 @@ def start_gateway(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError(f"streamport up did not start: {error}")
 
 
-def line(label: str, values: int, times: list[float]) -> float:
-    median = statistics.median(times)
-    rounds = ", ".join(f"{values / t:,.0f}" for t in times)
-    print(f"    {label:<34} {values / median:>11,.0f} values/s  (median; rounds: {rounds})")
+def cpu_seconds(pid: int | None = None) -> float:
+    """CPU time (user + system) of this process, or of process `pid` (Linux /proc)."""
+    if pid is None:
+        return time.process_time()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Runs:
+    """Wall times of the rounds of one contender, with the CPU this process (and the gateway,
+    when given) spent on them -- CPU is far less sensitive than wall time to a busy machine."""
+
+    def __init__(self, gateway: int | None = None) -> None:
+        self.gateway = gateway
+        self.walls: list[float] = []
+        self.client_cpu: list[float] = []
+        self.gateway_cpu: list[float] = []
+
+    def add(self, run: Callable[[], float]) -> None:
+        client, gateway = cpu_seconds(), cpu_seconds(self.gateway) if self.gateway else 0.0
+        self.walls.append(run())
+        self.client_cpu.append(cpu_seconds() - client)
+        if self.gateway:
+            self.gateway_cpu.append(cpu_seconds(self.gateway) - gateway)
+
+
+def line(label: str, values: int, runs: Runs) -> float:
+    median = statistics.median(runs.walls)
+    rounds = ", ".join(f"{values / t:,.0f}" for t in runs.walls)
+    cpu = f"client {statistics.median(runs.client_cpu):.2f} s"
+    if runs.gateway_cpu:
+        cpu += f" + gateway {statistics.median(runs.gateway_cpu):.2f} s"
+    print(
+        f"    {label:<34} {values / median:>11,.0f} values/s  CPU {cpu}  (medians; rounds: {rounds})"
+    )
     return median
 
 
@@ -238,24 +273,22 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if args.only in (None, "kafka"):
             encoded = packets(rows, args.packet)
-            kafka_times: list[float] = []
-            raw_times: list[float] = []
-            by_row_times: list[float] = []
+            kafka_runs, raw_runs, by_row_runs = Runs(), Runs(), Runs()
             with (
                 kafka_service(Path(tmp) / "kafka") as kafka,
                 KafkaStreamingClient(kafka.bootstrap) as client,
             ):
                 publish_sdk(client, rows // 10, args.packet)  # warm-up (connections)
                 for _ in range(args.rounds):
-                    kafka_times.append(publish_sdk(client, rows, args.packet))
-                    raw_times.append(raw_kafka(kafka.bootstrap, encoded))
-                    by_row_times.append(
-                        raw_kafka(kafka.bootstrap, packets_by_row(rows, args.packet))
+                    kafka_runs.add(lambda: publish_sdk(client, rows, args.packet))
+                    raw_runs.add(lambda: raw_kafka(kafka.bootstrap, encoded))
+                    by_row_runs.add(
+                        lambda: raw_kafka(kafka.bootstrap, packets_by_row(rows, args.packet))
                     )
             print("(a) Kafka")
-            sdk = line("KafkaStreamingClient buffer API", values, kafka_times)
-            raw = line("raw confluent-kafka, same bytes", values, raw_times)
-            by_row = line("raw confluent-kafka, built by row", values, by_row_times)
+            sdk = line("KafkaStreamingClient buffer API", values, kafka_runs)
+            raw = line("raw confluent-kafka, same bytes", values, raw_runs)
+            by_row = line("raw confluent-kafka, built by row", values, by_row_runs)
             print(
                 f"    ratio {raw / sdk:.2f} (target >= 0.5: against the bytes encoded beforehand)"
             )
@@ -270,24 +303,24 @@ def main() -> None:
                 "pre": lambda: iter(pre),
             }
             pre = list(http_bodies(rows, args.packet))
-            sdk_times: list[float] = []
-            ref_times: dict[str, list[float]] = {name: [] for name in refs}
             proc, url = start_gateway(Path(tmp) / "gateway")
+            sdk_runs = Runs(proc.pid)
+            ref_runs = {name: Runs(proc.pid) for name in refs}
             try:
                 with StreamingClient(url) as client:
                     publish_sdk(client, rows // 10, args.packet)  # warm-up
                     for _ in range(args.rounds):
-                        sdk_times.append(publish_sdk(client, rows, args.packet))
+                        sdk_runs.add(lambda: publish_sdk(client, rows, args.packet))
                         for name, bodies in refs.items():
-                            ref_times[name].append(writer_http(url, bodies))
+                            ref_runs[name].add(functools.partial(writer_http, url, bodies))
             finally:
                 proc.terminate()
                 proc.wait(30)
             print("(b) gateway (embedded broker)")
-            sdk = line("StreamingClient buffer API", values, sdk_times)
-            row = line("Writer HTTP, bodies built by row", values, ref_times["row"])
-            columns = line("Writer HTTP, bodies built by column", values, ref_times["columns"])
-            pre_encoded = line("Writer HTTP, pre-encoded bodies", values, ref_times["pre"])
+            sdk = line("StreamingClient buffer API", values, sdk_runs)
+            row = line("Writer HTTP, bodies built by row", values, ref_runs["row"])
+            columns = line("Writer HTTP, bodies built by column", values, ref_runs["columns"])
+            pre_encoded = line("Writer HTTP, pre-encoded bodies", values, ref_runs["pre"])
             print(
                 f"    ratio {row / sdk:.2f} (target >= 1.0: against bodies built by the same loop)"
             )

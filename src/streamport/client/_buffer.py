@@ -65,12 +65,14 @@ class TimeseriesDataBuilder:
     def add_tag(self, tag_id: str, value: str) -> TimeseriesDataBuilder:
         if self._tags is None:
             self._tags = {}
+            self._buffer._tagged = True
         self._tags[tag_id] = value
         return self
 
     def add_tags(self, tags: dict[str, str]) -> TimeseriesDataBuilder:
         if self._tags is None:
             self._tags = {}
+            self._buffer._tagged = True
         self._tags.update(tags)
         return self
 
@@ -98,6 +100,7 @@ class TimeseriesBufferProducer:
         self._timeout: int | None = None  # ms
         self._limit = 1  # publish() checks the conditions from this many pending rows on
         self.default_tags: dict[str, str] = {}
+        self._tagged = False  # a row had tags once: releases look for them (never reset)
         self._epoch = 0
 
     # -- settings (each change recomputes `_limit`) ----------------------------------------
@@ -177,7 +180,8 @@ class TimeseriesBufferProducer:
         for row in data.timestamps:
             builder = TimeseriesDataBuilder(self, row.timestamp_nanoseconds)
             builder._values = {k: v.value for k, v in row.parameters.items()}
-            builder._tags = dict(row.tags) or None
+            if row.tags:
+                builder.add_tags(row.tags)
             builder.publish()
 
     # -- release ---------------------------------------------------------------------------
@@ -223,7 +227,7 @@ class TimeseriesBufferProducer:
         batch = pending[:count]
         del pending[:count]
         self._generation += 1
-        self._stream._send(builders_to_raw(batch, self.default_tags))
+        self._stream._send(builders_to_raw(batch, self.default_tags, tagged=self._tagged))
 
     def flush(self) -> None:
         with self._stream._lock:
@@ -241,11 +245,15 @@ _BINARY = frozenset({bytes})
 
 
 def builders_to_raw(
-    rows: list[TimeseriesDataBuilder], default_tags: dict[str, str] | None = None
+    rows: list[TimeseriesDataBuilder],
+    default_tags: dict[str, str] | None = None,
+    *,
+    tagged: bool = True,
 ) -> model.TimeseriesData:
     """Published rows -> one column-oriented packet; a missing cell is None.
 
-    Same result as ``_data.rows_to_raw`` on the same rows (a test holds them equal).
+    Same result as ``_data.rows_to_raw`` on the same rows (a test holds them equal). With
+    `tagged` False no row has tags (their tags are not looked at).
     """
     count = len(rows)
     numeric: dict[str, list[float | None]] = {}
@@ -267,8 +275,8 @@ def builders_to_raw(
                 binary[pid] = column
             else:  # Nones, booleans, bytearrays, other numbers, or mixed kinds
                 _add_cells(pid, enumerate(column), count, numeric, strings, binary)
-    row_tags = list(map(_tags_of, rows))
-    if row_tags.count(None) != count:
+    row_tags = list(map(_tags_of, rows)) if tagged else []
+    if tagged and row_tags.count(None) != count:
         for index, one in enumerate(row_tags):
             if one:
                 for tag, tag_value in one.items():
@@ -295,14 +303,15 @@ def builders_to_raw(
 def _dense_columns(values: list[dict[str, Any]]) -> list[tuple[str, list[Any]]] | None:
     """``[(pid, cells)]`` when every row has the same parameters (else None), built in C."""
     first = list(values[0])
-    if not first or len(set(map(len, values))) != 1:
-        return [] if not first and not any(values) else None
+    if not first:
+        return None if any(values) else []
     try:
-        # Same sizes and every row has each of the first row's keys: the same key sets. One
-        # pass per parameter (no tuple per row, unlike zip(*rows)).
-        return [(pid, list(map(itemgetter(pid), values))) for pid in first]
+        # One pass per parameter (no tuple per row, unlike zip(*rows)).
+        columns = [(pid, list(map(itemgetter(pid), values))) for pid in first]
     except KeyError:
         return None
+    # Every row has each of the first row's keys; equal total size means no row has more.
+    return columns if sum(map(len, values)) == len(first) * len(values) else None
 
 
 def _add_sparse(
