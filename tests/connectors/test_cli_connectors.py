@@ -18,6 +18,8 @@ import pytest
 from tests.cli.conftest import STREAMPORT, Server, run_cli, start_server
 from tests.services.ports import free_port
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:

@@ -23,6 +23,8 @@ from streamport.model import EventData, StreamProperties, TimeseriesData, decode
 from tests.connectors.conftest import platform
 from tests.gateway.conftest import Gateway
 
+pytestmark = pytest.mark.integration
+
 
 async def test_csv_replays_as_timeseries(gateway: Gateway, tmp_path: Path) -> None:
     path = tmp_path / "laps.csv"

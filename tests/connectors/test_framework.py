@@ -29,6 +29,8 @@ from streamport.errors import ConfigError
 from tests.connectors.conftest import platform
 from tests.gateway.conftest import Gateway
 
+pytestmark = pytest.mark.integration
+
 
 class ListConfig(DestinationConfig):
     password: SecretStr | None = Field(default=None, description="a secret")

@@ -7,6 +7,7 @@ import base64
 import json
 from urllib.parse import parse_qs
 
+import pytest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -20,6 +21,8 @@ from streamport.model import EventData, encode
 from tests.connectors.conftest import platform
 from tests.connectors.standin import stand_in
 from tests.gateway.conftest import Gateway
+
+pytestmark = pytest.mark.integration
 
 
 async def put(gw: Gateway, topic: str, records: list[Record]) -> None:

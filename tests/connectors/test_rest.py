@@ -6,6 +6,7 @@ import base64
 import json
 from typing import Any
 
+import pytest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -15,6 +16,8 @@ from streamport.model import EventData, StreamProperties, decode
 from tests.connectors.conftest import platform
 from tests.connectors.standin import stand_in
 from tests.gateway.conftest import Gateway
+
+pytestmark = pytest.mark.integration
 
 
 async def test_cursor_pages_retry_after_5xx_and_dedup_by_key(gateway: Gateway) -> None:

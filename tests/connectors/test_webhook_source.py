@@ -7,12 +7,15 @@ import hashlib
 import hmac
 
 import httpx
+import pytest
 
 from streamport.connectors import Runner
 from streamport.connectors.webhook import WebhookSource, WebhookSourceConfig
 from streamport.model import EventData, StreamProperties, decode
 from tests.connectors.conftest import platform
 from tests.gateway.conftest import Gateway
+
+pytestmark = pytest.mark.integration
 
 
 async def test_verified_deliveries_are_written_once_and_tampering_refused(

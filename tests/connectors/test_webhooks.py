@@ -17,6 +17,8 @@ import pytest
 from streamport.model import EventData, StreamProperties, decode
 from tests.gateway.conftest import Gateway
 
+pytestmark = pytest.mark.integration
+
 
 async def add(gw: Gateway, **spec: Any) -> dict[str, Any]:
     async with gw.client() as client:
@@ -233,3 +235,16 @@ async def test_every_scheme_refuses_an_unsigned_request(gateway: Gateway, verify
     reply = await post(gateway, f"w-{verify}", b'{"type":"x"}', {})
     assert reply.status_code == 401
     assert reply.json()["error"]["code"] == "unauthenticated"
+
+
+async def test_webhook_counts_on_the_gateway_metrics(gateway: Gateway) -> None:
+    await add(gateway, name="m", topic="metered", verify="segment", secret="s")
+    body = b'{"type":"page"}'
+    assert (await post(gateway, "m", body, {"x-signature": hexmac(b"s", "sha1", body)})).is_success
+    assert (await post(gateway, "m", body, {"x-signature": "00"})).status_code == 401
+    async with gateway.client() as client:
+        text = (await client.get("/metrics")).text
+    assert 'streamport_connector_records_out_total{connector="webhook:m"} 1.0' in text
+    assert (
+        'streamport_connector_errors_total{connector="webhook:m",kind="unauthorized"} 1.0' in text
+    )
