@@ -185,11 +185,18 @@ def test_config_binds_file_then_environment(tmp_path: Path) -> None:
     config = bind_config(
         ListConfig,
         file=file,
-        environ={"STREAMPORT_CONNECTOR_BATCH_SIZE": "9", "OTHER": "x"},
+        environ={
+            "STREAMPORT_CONNECTOR_BATCH_SIZE": "9",
+            "STREAMPORT_CONNECTOR_KAFKA_CONFIG": "{security.protocol: SSL}",
+            "STREAMPORT_CONNECTOR_GROUP": "123",
+            "OTHER": "x",
+        },
         defaults={"url": "http://example:1"},
     )
     assert config.input_topic == "a"
     assert config.batch_size == 9
+    assert config.kafka_config == {"security.protocol": "SSL"}
+    assert config.group == "123"  # text settings are taken verbatim, not as YAML
     assert config.url == "http://example:1"
     assert config.password is not None and config.password.get_secret_value() == "from-file"
     assert "from-file" not in repr(config)
@@ -210,3 +217,20 @@ def test_describe_marks_secrets() -> None:
     assert not fields["batch_size"].secret
     assert fields["batch_size"].default == "500"
     assert fields["input_topic"].required
+
+
+async def test_stop_during_backpressure_commits_what_was_written(gateway: Gateway) -> None:
+    class Busy(ListDestination):
+        async def write(self, batch: list[SinkRecord]) -> None:
+            if any(r.offset == 1 for r in batch):
+                runner.stop()  # downstream keeps asking to wait; the operator stops
+                raise Backpressure(30)
+            await super().write(batch)
+
+    await put(gateway, "in5", [b'{"n":0}', b'{"n":1}'])
+    config = ListConfig(input_topic="in5", group="g5", batch_size=1, **platform(gateway))
+    dest = Busy(config)
+    runner = Runner(dest)
+    await runner.run(timeout=60)
+    assert dest.kept == [{"n": 0}]
+    assert await gateway.broker.committed("g5", "in5") == {0: 1}

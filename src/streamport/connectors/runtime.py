@@ -160,6 +160,7 @@ class Runner:
                 what="connect to streamport",
             )
         except Stopped:
+            await transport.aclose()
             return self._result()
         try:
             with contextlib.suppress(Stopped):
@@ -286,6 +287,8 @@ class Runner:
                     done += len(batch)
                 if checkpoint.due():
                     await checkpoint.commit()
+        except Stopped:
+            pass  # stopped while waiting (backpressure, a retry): a clean stop, commit below
         except BaseException:
             failed = True
             raise
