@@ -9,13 +9,15 @@ import hmac
 import json
 import stat
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from streamport.gateway.http.webhooks import SeenIds
 from streamport.model import EventData, StreamProperties, decode
-from tests.gateway.conftest import Gateway
+from tests.gateway.conftest import Gateway, run_gateway
 
 pytestmark = pytest.mark.integration
 
@@ -248,3 +250,37 @@ async def test_webhook_counts_on_the_gateway_metrics(gateway: Gateway) -> None:
     assert (
         'streamport_connector_errors_total{connector="webhook:m",kind="unauthorized"} 1.0' in text
     )
+
+
+async def test_replay_is_refused_after_a_gateway_restart(tmp_path: Path) -> None:
+    data = tmp_path / "gw"
+    body = b'{"action":"closed"}'
+    headers = {
+        "X-Hub-Signature-256": "sha256=" + hexmac(b"k", "sha256", body),
+        "X-GitHub-Event": "issues",
+        "X-GitHub-Delivery": "restart-1",
+    }
+    async with run_gateway(data) as first:
+        await add(first, name="gh", topic="restarts", verify="github", secret="k")
+        assert (await post(first, "gh", body, headers)).json()["status"] == "written"
+    # run_gateway makes a fresh admin token each time; the webhook and its seen ids stay.
+    (data / "tokens.json").unlink()
+    async with run_gateway(data) as second:
+        assert (await post(second, "gh", body, headers)).json()["status"] == "duplicate"
+        await no_more(second, "restarts", 2)
+        async with second.client() as client:
+            assert (await client.delete("/api/webhooks/gh")).status_code == 204
+        assert not (data / "webhook-ids" / "gh.ids").exists()
+
+
+async def test_seen_ids_file_is_bounded_and_survives(tmp_path: Path) -> None:
+    path = tmp_path / "ids" / "w.ids"
+    seen = SeenIds(capacity=3, path=path)
+    for n in range(10):
+        assert await seen.claim(f"id-{n}")
+        await seen.finish(f"id-{n}", written=n != 5)  # id-5's write failed
+    assert len(path.read_text().splitlines()) <= 6
+    again = SeenIds(capacity=3, path=path)
+    assert not await again.claim("id-9")
+    assert await again.claim("id-5")  # never written: may be written now
+    assert await again.claim("id-0")  # forgotten: older than the capacity

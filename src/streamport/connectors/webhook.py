@@ -131,7 +131,7 @@ class WebhookSource(Source[WebhookSourceConfig]):
             self._announced = True
         finally:
             if delivery_id is not None:
-                self._seen.finish(delivery_id, written)
+                await self._seen.finish(delivery_id, written)
         return JSONResponse({"status": "written", "id": delivery_id})
 
     async def run(self, output: Output) -> None:

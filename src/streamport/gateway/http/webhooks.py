@@ -13,8 +13,8 @@ Each webhook names a topic, a verification scheme and a secret:
 Signatures are compared in constant time (`hmac.compare_digest`). A bad or missing signature is
 401. Replays are refused: timestamps outside ``tolerance`` seconds are 401, and a delivery id seen
 before (``X-GitHub-Delivery``, Stripe's event id, ``webhook-id``, Segment's ``messageId``) is
-answered 200 without a second write. Seen ids are remembered in memory per gateway process
-(the last 10,000 per webhook, at least as long as the tolerance). Bodies over ``maxBodyBytes``
+answered 200 without a second write. The last 10,000 ids per webhook are remembered, also on
+disk (``webhook-ids/<name>.ids`` in the data directory), so replays are refused across restarts. Bodies over ``maxBodyBytes``
 are 413. The body (JSON) becomes an ``EventData`` (id = the provider's event type, value = the
 body) in the stream ``webhook-<name>`` of the topic; the 200 is sent only after the write is
 durable, so a provider retries anything not acknowledged.
@@ -61,6 +61,7 @@ Verify = Literal["segment", "github", "stripe", "standard", "hmac"]
 Algorithm = Literal["sha1", "sha256", "sha512"]
 Encoding = Literal["hex", "base64"]
 WEBHOOKS_FILE = "webhooks.json"
+SEEN_DIR = "webhook-ids"  # <name>.ids: delivery ids written, one JSON string a line
 _NAME = re.compile(r"[a-zA-Z0-9._-]{1,64}")
 SEEN_IDS = 10_000  # delivery ids remembered per webhook
 DEFAULT_MAX_BODY = 1024 * 1024
@@ -286,15 +287,67 @@ def event_type_of(spec: WebhookSpec, delivery: Delivery, body: Any) -> str:
 
 class SeenIds:
     """Delivery ids of one webhook: written, or being written (a concurrent duplicate waits for
-    the first and is answered as a duplicate only if that write succeeded)."""
+    the first and is answered as a duplicate only if that write succeeded).
 
-    def __init__(self, capacity: int = SEEN_IDS) -> None:
+    With a `path`, the ids written are also appended there (one JSON string a line) and read back
+    on first use, so a replay is refused across a gateway restart too. The file is rewritten with
+    the remembered ids when it grows past twice the capacity.
+    """
+
+    def __init__(self, capacity: int = SEEN_IDS, path: Path | None = None) -> None:
         self._done: OrderedDict[str, None] = OrderedDict()
         self._pending: dict[str, asyncio.Future[bool]] = {}
         self._capacity = capacity
+        self._path = path
+        self._loaded = path is None
+        self._loading = asyncio.Lock()
+        self._file_lock = threading.Lock()
+        self._lines = 0
+
+    def _remember(self, delivery_id: str) -> None:
+        self._done[delivery_id] = None
+        self._done.move_to_end(delivery_id)
+        # Bounded: the oldest ids go first; with a timestamp scheme the tolerance refuses
+        # those replays anyway.
+        while len(self._done) > self._capacity:
+            self._done.popitem(last=False)
+
+    def _read(self) -> list[str]:
+        assert self._path is not None
+        try:
+            lines = self._path.read_bytes().splitlines()
+        except FileNotFoundError:
+            return []
+        self._lines = len(lines)
+        out: list[str] = []
+        for line in lines[-self._capacity :]:
+            try:
+                out.append(msgspec.json.decode(line, type=str))
+            except msgspec.DecodeError:
+                continue  # a line torn by a crash mid-append
+        return out
+
+    def _append(self, delivery_id: str, keep: list[str]) -> None:
+        assert self._path is not None
+        with self._file_lock:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            if self._lines + 1 > 2 * self._capacity:
+                tmp = self._path.with_suffix(".tmp")
+                tmp.write_bytes(b"".join(msgspec.json.encode(i) + b"\n" for i in keep))
+                os.replace(tmp, self._path)
+                self._lines = len(keep)
+            with self._path.open("ab") as out:
+                out.write(msgspec.json.encode(delivery_id) + b"\n")
+            self._lines += 1
 
     async def claim(self, delivery_id: str) -> bool:
         """True when the caller should write this delivery (it is new)."""
+        if not self._loaded:
+            async with self._loading:
+                if not self._loaded:
+                    for seen in await asyncio.to_thread(self._read):
+                        self._remember(seen)
+                    self._loaded = True
         while True:
             if delivery_id in self._done:
                 return False
@@ -305,16 +358,23 @@ class SeenIds:
             if await asyncio.shield(pending):
                 return False
 
-    def finish(self, delivery_id: str, written: bool) -> None:
-        future = self._pending.pop(delivery_id, None)
-        if written:
-            self._done[delivery_id] = None
-            # Bounded: the oldest ids go first; with a timestamp scheme the tolerance refuses
-            # those replays anyway.
-            while len(self._done) > self._capacity:
-                self._done.popitem(last=False)
-        if future is not None and not future.done():
-            future.set_result(written)
+    async def finish(self, delivery_id: str, written: bool) -> None:
+        """Settle a claim: `written` once the event is durable, False when the write failed."""
+        try:
+            if written and self._path is not None:
+                await asyncio.to_thread(self._append, delivery_id, list(self._done))
+        finally:
+            future = self._pending.pop(delivery_id, None)
+            if written:
+                self._remember(delivery_id)
+            if future is not None and not future.done():
+                future.set_result(written)
+
+    def forget(self) -> None:
+        """Drop the file (the webhook was removed)."""
+        if self._path is not None:
+            with self._file_lock:
+                self._path.unlink(missing_ok=True)
 
 
 # --- HTTP ----------------------------------------------------------------------------------------
@@ -350,6 +410,9 @@ class Webhooks:
         self._clock = clock
         self._meters = _Meters(state.metrics.registry)
 
+    def _seen_ids(self, name: str) -> SeenIds:
+        return SeenIds(path=self._state.settings.data_dir / SEEN_DIR / f"{name}.ids")
+
     def routes(self) -> list[BaseRoute]:
         """Mount these before the ``/api`` mount (which would otherwise take /api/webhooks)."""
         return [
@@ -376,7 +439,8 @@ class Webhooks:
         name = request.path_params["name"]
         if not self._store.remove(name):
             raise HTTPException(404, f"no webhook named {name!r}")
-        self._seen.pop(name, None)
+        seen = self._seen.pop(name, None) or self._seen_ids(name)
+        await asyncio.to_thread(seen.forget)
         return Response(status_code=204)
 
     async def _read(self, request: Request, limit: int) -> bytes:
@@ -426,7 +490,7 @@ class Webhooks:
             value=body.decode("utf-8", errors="replace"),
             tags={"webhook": name, **({"deliveryId": delivery_id} if delivery_id else {})},
         )
-        seen = self._seen.setdefault(name, SeenIds())
+        seen = self._seen.get(name) or self._seen.setdefault(name, self._seen_ids(name))
         if delivery_id is not None and not await seen.claim(delivery_id):
             return json_response({"status": "duplicate", "id": delivery_id})
         written = False
@@ -435,7 +499,7 @@ class Webhooks:
             written = True
         finally:
             if delivery_id is not None:
-                seen.finish(delivery_id, written)
+                await seen.finish(delivery_id, written)
         self._meters.records_out.labels(label).inc()
         return json_response({"status": "written", "id": delivery_id})
 
