@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
@@ -117,16 +118,19 @@ async def fill(gw: Gateway, topic: str) -> None:
     )
 
 
-async def test_destination_jsonl_rolls_by_size(gateway: Gateway, tmp_path: Path) -> None:
+@pytest.mark.parametrize("roll", [{"roll_bytes": 1}, {"roll_seconds": 1e-9}])
+async def test_destination_jsonl_rolls_by_size_or_time(
+    gateway: Gateway, tmp_path: Path, roll: dict[str, Any]
+) -> None:
     await fill(gateway, "out1")
     config = FileDestinationConfig(
-        input_topic="out1", directory=tmp_path / "files", roll_bytes=1, **platform(gateway)
+        input_topic="out1", directory=tmp_path / "files", **roll, **platform(gateway)
     )
     dest = FileDestination(config)
     result = await Runner(dest).run(timeout=30, count=3)
     assert result.commits >= 1
     files = sorted((tmp_path / "files").glob("*.jsonl"))
-    assert len(files) == 4  # one row per file at roll_bytes=1: 1 + 2 timeseries rows + 1
+    assert len(files) == 4  # one row per file: 1 + 2 timeseries rows + 1
     rows = [json.loads(line) for f in files for line in f.read_text().splitlines()]
     assert rows[0] == {"n": 1, "nested.a": True}
     assert rows[1] == {"streamId": "s1", "timestamp": 1, "speed": 1.0, "gear": "a"}
