@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 
 from streamport.connectors import Runner
 from streamport.connectors.rest import RestConfig, RestSource, retry_after
+from streamport.errors import ConnectorError
 from streamport.model import EventData, StreamProperties, decode
 from tests.connectors.conftest import platform
 from tests.connectors.standin import stand_in
@@ -158,3 +159,27 @@ def test_retry_after_seconds_and_dates() -> None:
     assert retry_after(None) is None
     assert retry_after("nonsense") is None
     assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+
+
+async def test_post_with_a_body_and_a_4xx_stops_the_source(gateway: Gateway) -> None:
+    async def search(request: Request, body: bytes) -> Response:
+        assert json.loads(body) == {"query": "open"}
+        if request.query_params.get("page") == "2":
+            return JSONResponse({"error": "gone"}, status_code=404)
+        return JSONResponse({"hits": [{"id": "a"}], "next": "/search?page=2"})
+
+    async with stand_in({("POST", "/search"): search}) as api:
+        config = RestConfig(
+            output_topic="hits",
+            request_url=api.url + "/search",
+            method="POST",
+            body={"query": "open"},
+            records_path="hits",
+            pagination="next_link",
+            format="messages",
+            **platform(gateway),
+        )
+        with pytest.raises(ConnectorError, match="404"):
+            await Runner(RestSource(config)).run(timeout=30)
+    (record,) = await gateway.read("hits", 1)
+    assert json.loads(record.value) == {"id": "a"}
