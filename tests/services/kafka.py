@@ -181,8 +181,8 @@ class KafkaService:
             self._java(
                 "kafka.tools.StorageTool",
                 "format",
-                "-t",
-                _cluster_id(),
+                # One argument: an id may start with "-", which a separate -t would take for a flag.
+                f"--cluster-id={_cluster_id()}",
                 "-c",
                 str(self.properties_path),
             ),
