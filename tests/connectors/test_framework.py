@@ -234,3 +234,36 @@ async def test_stop_during_backpressure_commits_what_was_written(gateway: Gatewa
     await runner.run(timeout=60)
     assert dest.kept == [{"n": 0}]
     assert await gateway.broker.committed("g5", "in5") == {0: 1}
+
+
+async def test_a_batch_error_without_a_culprit_is_split_to_find_the_poison(
+    gateway: Gateway,
+) -> None:
+    class Strict(ListDestination):
+        async def write(self, batch: list[SinkRecord]) -> None:
+            if any(r.value == b'{"bad":1}' for r in batch):
+                raise ConnectorError("the database refused the batch")  # names no record
+            await super().write(batch)
+
+    await put(gateway, "in6", [b'{"n":0}', b'{"bad":1}', b'{"n":2}'])
+    config = ListConfig(input_topic="in6", group="g6", **platform(gateway))
+    dest = Strict(config)
+    result = await Runner(dest).run(timeout=60, count=3)
+    assert dest.kept == [{"n": 0}, {"n": 2}]
+    assert result.dead_letters == 1
+    (dead,) = await gateway.read("in6-dead-letter", 1)
+    assert dict(dead.headers)["x-error"] == b"the database refused the batch"
+    assert await gateway.broker.committed("g6", "in6") == {0: 3}
+
+
+async def test_config_error_stops_the_destination(gateway: Gateway) -> None:
+    class Misconfigured(ListDestination):
+        async def write(self, batch: list[SinkRecord]) -> None:
+            raise ConfigError("bad credentials")
+
+    await put(gateway, "in7", [b'{"n":0}', b'{"n":1}'])
+    config = ListConfig(input_topic="in7", group="g7", **platform(gateway))
+    with pytest.raises(ConfigError, match="bad credentials"):
+        await Runner(Misconfigured(config)).run(timeout=60, count=2)
+    assert await gateway.broker.committed("g7", "in7") == {}
+    assert "in7-dead-letter" not in [t.name for t in await gateway.broker.list_topics()]

@@ -16,7 +16,7 @@ from streamport.connectors import Runner
 from streamport.connectors.http import HttpConfig, HttpDestination
 from streamport.connectors.slack import SlackConfig, SlackDestination
 from streamport.connectors.twilio import TwilioConfig, TwilioDestination
-from streamport.errors import ConnectorError
+from streamport.errors import ConfigError
 from streamport.model import EventData, encode
 from tests.connectors.conftest import platform
 from tests.connectors.standin import stand_in
@@ -77,7 +77,7 @@ async def test_http_destination_stops_on_bad_credentials(gateway: Gateway) -> No
         config = HttpConfig(input_topic="h2", endpoint=api.url + "/ingest", **platform(gateway))
         try:
             await Runner(HttpDestination(config)).run(timeout=30, count=1)
-        except ConnectorError as exc:
+        except ConfigError as exc:
             assert "credentials" in str(exc)
         else:
             raise AssertionError("a 401 must stop the destination")

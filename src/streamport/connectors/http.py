@@ -3,7 +3,7 @@
 Each ``write()`` sends the batch in requests of up to ``max_batch`` records: a JSON array of the
 records' payloads (``SinkRecord.payload()``), or JSON lines with ``body_format: ndjson``. 429 and
 503 with ``Retry-After`` are backpressure; other 5xx, 408, 429 and network errors are retried
-with backoff; other 4xx answers are permanent: the framework retries the records one by one and
+with backoff; 401/403 stop the connector (``ConfigError``); other 4xx answers are permanent: the framework retries the records one by one and
 sends the ones still refused to the dead-letter topic with the status and the answer.
 
 Example::
@@ -25,7 +25,7 @@ from pydantic import Field, SecretStr
 from streamport.connectors.base import Destination, SinkRecord, convert
 from streamport.connectors.config import DestinationConfig
 from streamport.connectors.rest import retry_after
-from streamport.errors import Backpressure, ConnectorError, RecordRejected
+from streamport.errors import Backpressure, ConfigError, ConnectorError, RecordRejected
 
 
 def check_response(response: httpx.Response, record: SinkRecord | None = None) -> None:
@@ -43,7 +43,7 @@ def check_response(response: httpx.Response, record: SinkRecord | None = None) -
         raise ConnectorError(f"{what}: {detail}", retriable=True)
     if status in (401, 403):
         # Credentials are wrong for every record: stop rather than dead-letter everything.
-        raise ConnectorError(f"{what}: check the credentials ({detail})")
+        raise ConfigError(f"{what}: check the credentials ({detail})")
     raise RecordRejected(f"{what}: {detail}", record)
 
 

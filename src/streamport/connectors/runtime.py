@@ -34,13 +34,7 @@ from streamport.connectors.dlq import DeadLetters
 from streamport.connectors.metrics import BoundMetrics, ConnectorMetrics
 from streamport.connectors.retry import Backoff, Stopped, is_retriable, retry, sleep
 from streamport.connectors.transport import Subscription, Transport, open_transport
-from streamport.errors import (
-    Backpressure,
-    CodecError,
-    RecordRejected,
-    StreamportError,
-    ValidationError,
-)
+from streamport.errors import Backpressure, ConfigError, RecordRejected
 
 log = logging.getLogger("streamport.connectors")
 
@@ -331,11 +325,9 @@ class Runner:
                     await sleep(self._backoff.delay(attempt), self._stop)
                     attempt += 1
                     continue
-                if isinstance(exc, StreamportError) and not isinstance(
-                    exc, ValidationError | CodecError
-                ):
-                    # A permanent failure of the connector itself (bad credentials, a missing
-                    # table): stop, commit nothing, rather than dead-letter every record.
+                if isinstance(exc, ConfigError):
+                    # The connector cannot work as configured (bad credentials, a missing
+                    # channel): stop, commit nothing, rather than dead-letter every record.
                     self.metrics.error("fatal")
                     raise
                 await self._isolate(destination, dead, pending, exc)

@@ -27,7 +27,7 @@ from streamport.connectors.base import Destination, SinkRecord, convert
 from streamport.connectors.config import DestinationConfig
 from streamport.connectors.file import rows_of
 from streamport.connectors.http import check_response, send_error
-from streamport.errors import Backpressure, ConnectorError, RecordRejected
+from streamport.errors import Backpressure, ConfigError, RecordRejected
 
 FATAL = {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "channel_not_found"}
 
@@ -98,5 +98,5 @@ class SlackDestination(Destination[SlackConfig]):
             if error == "ratelimited":
                 raise Backpressure(1.0, "Slack: ratelimited")
             if error in FATAL:
-                raise ConnectorError(f"Slack refused the request: {error}")
+                raise ConfigError(f"Slack refused the request: {error} (check bot_token, channel)")
             raise RecordRejected(f"Slack refused the message: {error}", record)
