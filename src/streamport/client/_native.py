@@ -19,7 +19,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
 
 from streamport import errors
 from streamport.broker import ConsumedRecord, OffsetReset, Record
-from streamport.client._frames import (
+from streamport.client._transport import SeekTarget, Subscription
+from streamport.model.native_frames import (
     Acked,
     Commit,
     Done,
@@ -35,7 +36,6 @@ from streamport.client._frames import (
     Unsubscribe,
     WireRecord,
 )
-from streamport.client._transport import SeekTarget, Subscription
 
 PATH = "/sdk/ws"
 MAX_IN_FLIGHT = 16  # requests waiting for their reply; more wait for a slot

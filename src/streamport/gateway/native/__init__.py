@@ -19,8 +19,8 @@ from starlette.websockets import WebSocket
 from streamport.errors import AuthError
 from streamport.gateway.auth import ANONYMOUS_ADMIN, Principal, bearer_token
 from streamport.gateway.native._connection import Connection, failure
-from streamport.gateway.native._frames import Done
 from streamport.gateway.state import GatewayState
+from streamport.model.native_frames import Done
 
 __all__ = ["PATH", "endpoint", "route"]
 

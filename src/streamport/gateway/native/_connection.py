@@ -25,7 +25,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from streamport.broker import Consumer, Record, TopicPartition, validate_topic_name
 from streamport.errors import StreamportError, ValidationError
 from streamport.gateway.auth import Principal
-from streamport.gateway.native._frames import (
+from streamport.gateway.state import GatewayState
+from streamport.model.native_frames import (
     Acked,
     Commit,
     Done,
@@ -41,7 +42,6 @@ from streamport.gateway.native._frames import (
     Unsubscribe,
     WireConsumed,
 )
-from streamport.gateway.state import GatewayState
 
 log = logging.getLogger("streamport.gateway.native")
 

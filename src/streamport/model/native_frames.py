@@ -5,8 +5,8 @@ Requests carry an ``op`` tag and a client-chosen ``id``; every reply carries the
 JSON (``bytes`` fields are then base64 strings); replies use the format chosen with the
 ``format`` query parameter of the connection (``msgpack``, the default, or ``json``).
 
-The client keeps its own copy of these shapes (``streamport.client._frames``): the layers may not
-import each other, and the document plus the interop tests are the contract.
+Both ends import this one module: the gateway (``gateway/native``) and the SDK (``client``) may not
+import each other, and the model layer is below both. Pure shapes, no I/O.
 """
 
 from __future__ import annotations
