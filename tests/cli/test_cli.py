@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import hashlib
+import hmac
 from pathlib import Path
 
+import httpx
 import msgspec
 import pytest
 
@@ -116,3 +119,37 @@ def test_no_auth_is_refused_off_loopback(tmp_path: Path) -> None:
     result = run_cli("up", "--data-dir", str(tmp_path / "d"), "--host", "0.0.0.0", "--no-auth")
     assert result.returncode == 1
     assert "loopback" in result.stderr
+
+
+def test_a_data_dir_with_webhooks_restarts(server: Server, tmp_path: Path) -> None:
+    # Regression: webhooks.json and webhook-ids/ once made the data directory look foreign.
+    added = run_cli(
+        "webhooks",
+        "add",
+        "shop",
+        "--topic",
+        "orders",
+        "--verify",
+        "segment",
+        "--secret",
+        "s3cret",
+        server=server,
+    )
+    assert added.returncode == 0, added.stderr
+    body = b'{"type": "order"}'
+    signature = hmac.new(b"s3cret", body, hashlib.sha1).hexdigest()
+    delivered = httpx.post(
+        server.url + "/webhooks/shop",
+        content=body,
+        headers={"Content-Type": "application/json", "x-signature": signature},
+    )
+    assert delivered.status_code < 300, delivered.text
+    server.stop()
+    again = start_server(tmp_path / "data")
+    try:
+        assert (
+            "shop"
+            in run_cli("webhooks", "list", "--url", again.url, "--token", server.token or "").stdout
+        )
+    finally:
+        again.stop()

@@ -14,7 +14,8 @@ from streamport._version import __version__
 from streamport.broker import Broker
 from streamport.errors import DataDirError
 from streamport.gateway.app import create_app
-from streamport.gateway.auth import TokenStore
+from streamport.gateway.auth import TOKENS_FILE, TokenStore
+from streamport.gateway.http.webhooks import SEEN_DIR, WEBHOOKS_FILE
 from streamport.settings import Settings
 
 ENDPOINTS = [
@@ -28,8 +29,12 @@ ENDPOINTS = [
 ]
 
 
-# What a streamport data directory may hold: the embedded log and the token file.
-DATA_DIR_ENTRIES = {"log", "tokens.json", "tokens.tmp"}
+# What a streamport data directory may hold: the embedded log, tokens, webhooks and their ids.
+DATA_DIR_ENTRIES = {
+    "log",
+    *(name for f in (TOKENS_FILE, WEBHOOKS_FILE) for name in (f, f.replace(".json", ".tmp"))),
+    SEEN_DIR,
+}
 
 
 def check_data_dir(settings: Settings) -> None:

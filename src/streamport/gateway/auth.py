@@ -21,7 +21,6 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import hmac
-import os
 import re
 import secrets
 import threading
@@ -32,7 +31,8 @@ from typing import Literal
 
 import msgspec
 
-from streamport.errors import DataDirError, Forbidden, Unauthenticated, ValidationError
+from streamport.errors import Forbidden, Unauthenticated, ValidationError
+from streamport.gateway._jsonfile import JsonListFile
 
 Action = Literal["read", "write", "admin"]
 _SCOPE = re.compile(r"admin|(read|write):[a-zA-Z0-9._*?\[\]-]{1,249}")
@@ -94,36 +94,18 @@ class TokenStore:
     ``streamport tokens create --data-dir`` works while a server runs on the same directory."""
 
     def __init__(self, data_dir: Path) -> None:
-        self._path = data_dir / TOKENS_FILE
+        self._file = JsonListFile(data_dir / TOKENS_FILE, TokenRecord, "token")
         self._lock = threading.Lock()
         self._records: dict[str, TokenRecord] = {}
         self._by_digest: dict[str, tuple[TokenRecord, Principal]] = {}
-        self._stamp: tuple[int, int] | None = None
-        self._checked = -1e9
 
     def _load(self, *, max_age: float = 0.0) -> None:
         # Requests call this with max_age=1: the file is looked at at most once a second, so a
         # token created or revoked by another process takes effect within a second.
-        now = time.monotonic()
-        if max_age and now - self._checked < max_age:
-            return
-        self._checked = now
-        try:
-            stat = self._path.stat()
-        except FileNotFoundError:
-            self._records, self._stamp = {}, None
+        records = self._file.load(max_age)
+        if records is not None:
+            self._records = {r.name: r for r in records}
             self._index()
-            return
-        stamp = (stat.st_mtime_ns, stat.st_size)
-        if stamp == self._stamp:
-            return
-        try:
-            records = msgspec.json.decode(self._path.read_bytes(), type=list[TokenRecord])
-        except msgspec.DecodeError as exc:
-            raise DataDirError(f"{self._path} is not a streamport token file: {exc}") from exc
-        self._records = {r.name: r for r in records}
-        self._index()
-        self._stamp = stamp
 
     def _index(self) -> None:
         self._by_digest = {
@@ -132,12 +114,7 @@ class TokenStore:
 
     def _save(self) -> None:
         self._index()
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._path.with_suffix(".tmp")
-        tmp.write_bytes(msgspec.json.encode(list(self._records.values())))
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, self._path)
-        self._stamp = None
+        self._file.save(list(self._records.values()))
 
     def create(self, name: str, scopes: Sequence[str] = ("admin",)) -> str:
         """Create a token and return it; this is the only time the token itself is seen."""

@@ -50,7 +50,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from streamport.broker import validate_topic_name
-from streamport.errors import DataDirError, Unauthenticated, ValidationError
+from streamport.errors import Unauthenticated, ValidationError
+from streamport.gateway._jsonfile import JsonListFile
 from streamport.gateway.http.common import decode_json, json_response, principal, read_body
 from streamport.gateway.state import GatewayState
 from streamport.model import EventData, StreamProperties
@@ -108,42 +109,17 @@ class WebhookStore:
     second), so several gateways on one directory agree."""
 
     def __init__(self, data_dir: Path) -> None:
-        self._path = data_dir / WEBHOOKS_FILE
+        self._file = JsonListFile(data_dir / WEBHOOKS_FILE, WebhookSpec, "webhooks")
         self._lock = threading.Lock()
         self._specs: dict[str, WebhookSpec] = {}
-        self._stamp: tuple[int, int] | None = None
-        self._checked = -1e9
 
     def _load(self, max_age: float = 0.0) -> None:
-        now = time.monotonic()
-        if max_age and now - self._checked < max_age:
-            return
-        self._checked = now
-        try:
-            stat = self._path.stat()
-        except FileNotFoundError:
-            self._specs, self._stamp = {}, None
-            return
-        stamp = (stat.st_mtime_ns, stat.st_size)
-        if stamp == self._stamp:
-            return
-        try:
-            specs = msgspec.json.decode(self._path.read_bytes(), type=list[WebhookSpec])
-        except msgspec.DecodeError as exc:
-            raise DataDirError(f"{self._path} is not a streamport webhooks file: {exc}") from exc
-        self._specs = {s.name: s for s in specs}
-        self._stamp = stamp
+        specs = self._file.load(max_age)
+        if specs is not None:
+            self._specs = {s.name: s for s in specs}
 
     def _save(self) -> None:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._path.with_suffix(".tmp")
-        # Created 0600 from the start: the secret never sits in a world-readable file.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(msgspec.json.encode(list(self._specs.values())))
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, self._path)
-        self._stamp = None
+        self._file.save(list(self._specs.values()))
 
     def get(self, name: str) -> WebhookSpec | None:
         with self._lock:
