@@ -96,10 +96,10 @@ def create_app(
                 await broker.aclose()
 
     routes: list[BaseRoute] = [
-        Mount(writer.PREFIX, routes=writer.routes),
+        Mount(writer.PREFIX, routes=writer.routes),  # first: the hottest paths
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
-        *hubs.routes,  # before any /writer mount: /writer/hub and /reader/hub
+        *hubs.routes,  # /writer/hub and /reader/hub
         native.route(),  # the SDK's WebSocket at /sdk/ws
         *Webhooks(state).routes(),  # /webhooks/{name} and /api/webhooks, before the /api mount
         Mount("/api", routes=admin.routes),
