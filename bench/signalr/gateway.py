@@ -1,0 +1,40 @@
+"""The real gateway for bench/signalr/run.py: ``create_app`` on the embedded broker, auth off on
+loopback, uvicorn configured as ``streamport up`` does. Run: ``python bench/signalr/gateway.py PORT
+DATA_DIR``; prints ``ready`` when listening."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from streamport.broker.embedded import EmbeddedBroker
+from streamport.gateway.app import create_app
+from streamport.settings import Settings
+
+
+class _Ready(uvicorn.Server):
+    async def startup(self, sockets: object = None) -> None:
+        await super().startup(sockets)  # type: ignore[arg-type]
+        print("ready", flush=True)
+
+
+def main() -> None:
+    port, data_dir = int(sys.argv[1]), Path(sys.argv[2])
+    settings = Settings(data_dir=data_dir, auth=False)
+    app = create_app(settings, EmbeddedBroker(data_dir / "log"))
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        ws_ping_interval=None,
+        access_log=False,
+        loop="uvloop",
+    )
+    _Ready(config).run()
+
+
+if __name__ == "__main__":
+    main()
