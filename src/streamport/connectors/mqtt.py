@@ -62,7 +62,7 @@ class _ClientState(enum.Enum):
     CLOSED = "closed"
 
 
-def _client(conn: MqttConnection, *, queue_size: int) -> aiomqtt.Client:
+def _client(conn: MqttConnection, *, max_pending: int | None = None) -> aiomqtt.Client:
     return aiomqtt.Client(
         conn.host,
         conn.port,
@@ -71,9 +71,11 @@ def _client(conn: MqttConnection, *, queue_size: int) -> aiomqtt.Client:
         identifier=conn.client_id,
         clean_session=conn.clean_session,
         keepalive=conn.keepalive,
-        # aiomqtt's own queue of received messages; its bound is what the broker may have in
-        # flight to us (see MqttSource: unacknowledged messages stay at the broker).
-        max_queued_incoming_messages=queue_size,
+        # aiomqtt's queue of received messages. When it is full aiomqtt drops a message (and
+        # logs it); a dropped QoS 1/2 message is never acknowledged, so the broker sends it again
+        # when the session resumes. Brokers do not reliably hold back: Mosquitto sends a resumed
+        # session's whole backlog at once, whatever its in-flight limits say.
+        max_queued_incoming_messages=max_pending,
         timeout=10,
     )
 
@@ -106,8 +108,11 @@ class MqttSourceConfig(SourceConfig):
     batch_size: int = Field(
         default=1000, ge=1, le=10_000, description="most messages written to streamport at once"
     )
-    queue_size: int = Field(
-        default=10_000, ge=10, description="received messages waiting to be written (bounded)"
+    max_pending: int = Field(
+        default=100_000,
+        ge=100,
+        description="received messages held before they are written (bounded; beyond it a "
+        "message is dropped unacknowledged and the broker sends it again on reconnect)",
     )
 
     def connection(self) -> MqttConnection:
@@ -133,14 +138,14 @@ class MqttSource(Source[MqttSourceConfig]):
         super().__init__(config)
         self._client: aiomqtt.Client | None = None
         self._client_state = _ClientState.DISCONNECTED
-        # Received but not yet durable. Full: the receiver waits, aiomqtt's queue fills, and the
-        # broker stops sending once its in-flight window of unacknowledged messages is used up.
-        self._queue: asyncio.Queue[aiomqtt.Message] = asyncio.Queue(config.queue_size)
+        # Handed from the receiver to the sender. Full: the receiver waits and messages gather in
+        # aiomqtt's queue (bounded by max_pending, see _client).
+        self._queue: asyncio.Queue[aiomqtt.Message] = asyncio.Queue(config.batch_size * 2)
         self.acked = 0
         self._sending = False
 
     async def setup(self) -> None:
-        client = _client(self.config.connection(), queue_size=self.config.queue_size)
+        client = _client(self.config.connection(), max_pending=self.config.max_pending)
         # PUBACK only once the record is durable in streamport (paho's manual acknowledgement;
         # aiomqtt keeps the paho client as `_client` and does not wrap this option).
         client._client.manual_ack_set(True)
@@ -277,7 +282,7 @@ class MqttDestination(Destination[MqttDestinationConfig]):
     async def _connect(self) -> aiomqtt.Client:
         if self._client is not None:
             return self._client
-        client = _client(self.config.connection(), queue_size=1000)
+        client = _client(self.config.connection())
         try:
             await client.__aenter__()
         except aiomqtt.MqttError as exc:

@@ -287,8 +287,29 @@ def _kind(value: Any) -> str | None:
     return "json"
 
 
+_decode_json = msgspec.json.Decoder().decode
+
+
+def _plain_object(record: SinkRecord) -> Row | None:
+    """A record that is a plain JSON object (no Quix headers, not a Quix envelope ``{"C", "K",
+    "V", ...}``), decoded once; None for anything else. The hot path of plain JSON topics."""
+    value = record.value
+    if record.headers or not value.startswith(b"{"):
+        return None
+    try:
+        obj = _decode_json(value)
+    except msgspec.DecodeError:
+        return None
+    if not isinstance(obj, dict) or ("K" in obj and "V" in obj):
+        return None
+    return obj
+
+
 def rows_of(record: SinkRecord) -> list[Row]:
     """The table rows of one record (see the module docstring); [] for non-data messages."""
+    plain = _plain_object(record)
+    if plain is not None and "streamId" not in plain:
+        return [plain]
     payload = record.payload()
     if not isinstance(payload, dict):
         raise RecordRejected(f"a {type(payload).__name__} is not a row: need a JSON object", record)
@@ -384,6 +405,9 @@ class PostgresDestination(Destination[PostgresDestinationConfig]):
         """Create the table / add columns for fields not seen yet (in the batch's transaction)."""
         if self._columns is None:
             self._columns = await self._load_columns(conn)
+        known = self._columns
+        if known and all(name in known for row in rows for name in row):
+            return  # the common case: no new field, nothing to infer
         wanted = self._infer(rows)
         for name in self.config.key:
             wanted.setdefault(name, "text")
@@ -484,13 +508,17 @@ class PostgresDestination(Destination[PostgresDestinationConfig]):
         async with conn.cursor() as cur:
             copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(target, names)
             async with cur.copy(copy_sql) as copy:
-                for row in rows:
-                    await copy.write_row(
-                        [
-                            _json(row.get(name)) if name in json_columns else row.get(name)
-                            for name in columns
-                        ]
-                    )
+                if json_columns:
+                    for row in rows:
+                        await copy.write_row(
+                            [
+                                _json(row.get(name)) if name in json_columns else row.get(name)
+                                for name in columns
+                            ]
+                        )
+                else:
+                    for row in rows:
+                        await copy.write_row([row.get(name) for name in columns])
             if self.config.key:
                 updates = [c for c in columns if c not in self.config.key]
                 action = (
