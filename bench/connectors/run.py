@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import statistics
 import sys
 import tempfile
@@ -116,7 +117,11 @@ async def queue_messages(broker: MosquittoService, client_id: str, root: str, co
     ) as client:
         await client.subscribe(f"{root}/#", qos=1)
     payload = msgspec.json.encode({"sensor": "s1", "value": 21.5, "unit": "C"})
-    async with aiomqtt.Client("127.0.0.1", broker.port, max_inflight_messages=200) as publisher:
+    quiet = logging.getLogger("bench.publisher")
+    quiet.setLevel(logging.ERROR)  # aiomqtt warns about every pending publish past a few
+    async with aiomqtt.Client(
+        "127.0.0.1", broker.port, max_inflight_messages=200, logger=quiet
+    ) as publisher:
         for start in range(0, count, 200):
             await asyncio.gather(
                 *(
