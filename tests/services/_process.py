@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Generic, Protocol, TypeVar
 
 
 class ServiceError(RuntimeError):
@@ -105,3 +110,50 @@ class ServerProcess:
             process.kill()
             process.wait(10)
         self._process = None
+
+
+class Service(Protocol):
+    """What `service_in` and `SharedService` need of a test service."""
+
+    @property
+    def running(self) -> bool: ...
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+S = TypeVar("S", bound=Service)
+
+
+@contextmanager
+def service_in(factory: Callable[[Path], S], workdir: Path) -> Iterator[S]:
+    """A service started in `workdir` for the duration of a with-block."""
+    service = factory(workdir)
+    try:
+        service.start()
+        yield service
+    finally:
+        service.stop()
+
+
+class SharedService(Generic[S]):
+    """The test process's one instance of a service: started on first use (and again if it was
+    stopped), stopped and its directory removed at exit."""
+
+    def __init__(self, factory: Callable[[Path], S], prefix: str) -> None:
+        self._factory = factory
+        self._prefix = prefix
+        self._service: S | None = None
+
+    def get(self) -> S:
+        if self._service is None:
+            workdir = Path(tempfile.mkdtemp(prefix=self._prefix))
+            service = self._factory(workdir)
+            atexit.register(shutil.rmtree, workdir, ignore_errors=True)
+            atexit.register(service.stop)
+            service.start()
+            self._service = service
+        elif not self._service.running:
+            self._service.start()
+        return self._service

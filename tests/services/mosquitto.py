@@ -6,17 +6,14 @@ Session fixtures: ``mosquitto`` (the :class:`MosquittoService`) and ``mqtt_port`
 
 from __future__ import annotations
 
-import atexit
 import os
 import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
 
-from tests.services._process import ServerProcess, ServiceError
+from tests.services._process import ServerProcess, ServiceError, SharedService, service_in
 from tests.services.ports import free_port
 
 
@@ -83,32 +80,16 @@ class MosquittoService:
         self._server.kill()
 
 
-@contextmanager
-def mosquitto_service(workdir: Path) -> Iterator[MosquittoService]:
-    service = MosquittoService(workdir)
-    try:
-        service.start()
-        yield service
-    finally:
-        service.stop()
+def mosquitto_service(workdir: Path) -> AbstractContextManager[MosquittoService]:
+    return service_in(MosquittoService, workdir)
 
 
-_shared: MosquittoService | None = None
+_shared = SharedService(MosquittoService, "streamport-mosquitto-")
 
 
 def shared_mosquitto() -> MosquittoService:
-    """The test process's one Mosquitto broker, started on first use and stopped at exit."""
-    global _shared
-    if _shared is None:
-        workdir = Path(tempfile.mkdtemp(prefix="streamport-mosquitto-"))
-        service = MosquittoService(workdir)
-        atexit.register(shutil.rmtree, workdir, ignore_errors=True)
-        atexit.register(service.stop)
-        service.start()
-        _shared = service
-    elif not _shared.running:
-        _shared.start()
-    return _shared
+    """The test process's one server, started on first use and stopped at exit."""
+    return _shared.get()
 
 
 @pytest.fixture(scope="session")

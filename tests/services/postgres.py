@@ -11,20 +11,22 @@ connection string). Tests make their own tables with unique names. Durability se
 
 from __future__ import annotations
 
-import atexit
 import os
 import pwd
-import shutil
 import signal
 import subprocess
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
 
-from tests.services._process import ServerProcess, ServiceError, port_open
+from tests.services._process import (
+    ServerProcess,
+    ServiceError,
+    SharedService,
+    port_open,
+    service_in,
+)
 from tests.services.ports import free_port
 
 BIN = Path("/usr/lib/postgresql/15/bin")
@@ -149,32 +151,16 @@ class PostgresService:
         self._server.kill()
 
 
-@contextmanager
-def postgres_service(workdir: Path) -> Iterator[PostgresService]:
-    service = PostgresService(workdir)
-    try:
-        service.start()
-        yield service
-    finally:
-        service.stop()
+def postgres_service(workdir: Path) -> AbstractContextManager[PostgresService]:
+    return service_in(PostgresService, workdir)
 
 
-_shared: PostgresService | None = None
+_shared = SharedService(PostgresService, "streamport-postgres-")
 
 
 def shared_postgres() -> PostgresService:
-    """The test process's one PostgreSQL server, started on first use and stopped at exit."""
-    global _shared
-    if _shared is None:
-        workdir = Path(tempfile.mkdtemp(prefix="streamport-postgres-"))
-        service = PostgresService(workdir)
-        atexit.register(shutil.rmtree, workdir, ignore_errors=True)
-        atexit.register(service.stop)
-        service.start()
-        _shared = service
-    elif not _shared.running:
-        _shared.start()
-    return _shared
+    """The test process's one server, started on first use and stopped at exit."""
+    return _shared.get()
 
 
 @pytest.fixture(scope="session")

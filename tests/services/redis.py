@@ -6,16 +6,13 @@ persistence. Session fixtures: ``redis_server`` (the :class:`RedisService`) and 
 
 from __future__ import annotations
 
-import atexit
 import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
 
-from tests.services._process import ServerProcess, ServiceError
+from tests.services._process import ServerProcess, ServiceError, SharedService, service_in
 from tests.services.ports import free_port
 
 
@@ -68,32 +65,16 @@ class RedisService:
         self._server.stop()
 
 
-@contextmanager
-def redis_service(workdir: Path) -> Iterator[RedisService]:
-    service = RedisService(workdir)
-    try:
-        service.start()
-        yield service
-    finally:
-        service.stop()
+def redis_service(workdir: Path) -> AbstractContextManager[RedisService]:
+    return service_in(RedisService, workdir)
 
 
-_shared: RedisService | None = None
+_shared = SharedService(RedisService, "streamport-redis-")
 
 
 def shared_redis() -> RedisService:
-    """The test process's one Redis server, started on first use and stopped at exit."""
-    global _shared
-    if _shared is None:
-        workdir = Path(tempfile.mkdtemp(prefix="streamport-redis-"))
-        service = RedisService(workdir)
-        atexit.register(shutil.rmtree, workdir, ignore_errors=True)
-        atexit.register(service.stop)
-        service.start()
-        _shared = service
-    elif not _shared.running:
-        _shared.start()
-    return _shared
+    """The test process's one server, started on first use and stopped at exit."""
+    return _shared.get()
 
 
 @pytest.fixture(scope="session")
