@@ -11,6 +11,12 @@ Queues, and what happens when they are full:
 * incoming (``incoming_queue_messages``): parsed messages waiting for the one-at-a-time dispatcher.
   When full, the transport's reader waits, which pushes back on the client through TCP.
 * client-to-server streams (``stream_buffer_capacity`` items each): the dispatcher waits.
+* running invocations (``max_parallel_invocations``, default 1 as in ASP.NET): with 1 the dispatcher
+  awaits each invocation before taking the next message. With N > 1 it takes a slot of a semaphore
+  of size N, then starts the invocation as a task of the connection's TaskGroup and goes on; the
+  tasks start in arrival order (the loop runs new tasks first-in first-out), so a hub method that
+  does not suspend before its first side effect performs those effects in arrival order. Their
+  completions go out when each finishes. With N running, the dispatcher waits for a slot.
 """
 
 from __future__ import annotations
@@ -287,6 +293,8 @@ class Connection:
         self._tasks: asyncio.TaskGroup | None = None
         self._methods: HubMethods | None = None
         self._hub: object = None
+        parallel = options.max_parallel_invocations
+        self._slots = asyncio.Semaphore(parallel) if parallel > 1 else None
 
     # -- transport side ---------------------------------------------------------------------------------
     def start_transport(
@@ -637,8 +645,21 @@ class Connection:
             # methods that read client streams run beside the dispatcher, which feeds them the items
             assert self._tasks is not None
             self._tasks.create_task(self._invoke(method, msg, func, args))
+        elif self._slots is not None:
+            assert self._tasks is not None
+            await self._slots.acquire()  # N running: wait here (backpressure on the client)
+            self._tasks.create_task(self._invoke_in_slot(method, msg, func, args))
         else:
             await self._invoke(method, msg, func, args)
+
+    async def _invoke_in_slot(
+        self, method: HubMethod, msg: Invocation, func: Any, args: list[Any]
+    ) -> None:
+        assert self._slots is not None
+        try:
+            await self._invoke(method, msg, func, args)
+        finally:
+            self._slots.release()
 
     def _bind(self, method: HubMethod, msg: Invocation) -> list[Any] | None:
         assert self.protocol is not None

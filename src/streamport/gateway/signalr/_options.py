@@ -7,6 +7,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from streamport.errors import ConfigError
+
 
 class Transport(enum.Enum):
     WEB_SOCKETS = "WebSockets"
@@ -110,3 +112,14 @@ class ServerOptions:
     allow_origin: Callable[[str], bool] | None = None  # CORS: None = no cross-origin browser access
     metrics: Metrics = field(default_factory=NullMetrics)
     close_grace: float = 1.0  # how long a closing transport may take to flush before it is cut
+    # ASP.NET's MaximumParallelInvocationsPerClient: how many plain (non-streaming) invocations of
+    # one connection may run at once. They START in arrival order; completions may come back in
+    # any order (the protocol matches them by invocation id). When N are running, the dispatcher
+    # waits, so the incoming queue fills and TCP pushes back on the client.
+    max_parallel_invocations: int = 1
+
+    def __post_init__(self) -> None:
+        if self.max_parallel_invocations < 1:
+            raise ConfigError(
+                f"max_parallel_invocations must be at least 1, not {self.max_parallel_invocations}"
+            )
