@@ -197,3 +197,43 @@ async def test_source_writes_events_in_a_stream(gateway: Gateway, postgres_dsn: 
     assert records[1].key == b"plant-1"
     assert getattr(event, "id", None) == "overheat"
     assert getattr(event, "timestamp", None) == 1_700_000_000_000_000_000
+
+
+async def test_destination_plain_json_batches_evolve_the_schema_and_dead_letter_refused_rows(
+    gateway: Gateway, postgres_dsn: str
+) -> None:
+    # Every record is a plain JSON object: the batch goes to PostgreSQL as one JSON document.
+    table = unique("readings")
+    topic = unique("readings")
+    await gateway.broker.create_topic(topic)
+    await gateway.broker.produce(
+        topic,
+        [
+            Record(b'{"id": 1, "v": 1.5, "tags": ["a"], "ok": true}'),
+            Record(b'{"id": 2, "v": 2}'),
+        ],
+    )
+    config = PostgresDestinationConfig(
+        input_topic=topic, dsn=SecretStr(postgres_dsn), table=table, **server(gateway)
+    )
+    first = await Runner(PostgresDestination(config)).run(timeout=60, count=2)
+    assert (first.records_out, first.dead_letters) == (2, 0)
+    await gateway.broker.produce(
+        topic,
+        [
+            Record(b'{"id": 3, "v": 3.25, "unit": "C"}'),
+            Record(b'{"id": "three", "v": 1}'),  # PostgreSQL refuses a text in a bigint column
+            Record(b'{"id": 4, "unit": "K\\\\n\\"x\\""}'),
+        ],
+    )
+    second = await Runner(PostgresDestination(config)).run(timeout=60, count=3)
+    assert (second.records_out, second.dead_letters) == (2, 1)
+    rows = await query(postgres_dsn, f"SELECT id, v, tags, ok, unit FROM {table} ORDER BY id")
+    assert rows == [
+        (1, 1.5, ["a"], True, None),
+        (2, 2.0, None, None, None),
+        (3, 3.25, None, None, "C"),
+        (4, None, None, None, 'K\\n"x"'),
+    ]
+    dead = await gateway.read(f"{topic}-dead-letter", 1)
+    assert dead[0].value == b'{"id": "three", "v": 1}'

@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import enum
 import logging
+import operator
 import os
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
@@ -305,6 +306,29 @@ def _plain_object(record: SinkRecord) -> Row | None:
     return obj
 
 
+_values = operator.attrgetter("value")
+_headers = operator.attrgetter("headers")
+
+
+def _plain_batch(batch: Sequence[SinkRecord]) -> tuple[list[Row], set[str]] | None:
+    """The batch's objects and the union of their field names when every record is a plain
+    JSON object (what `_plain_object` accepts, and no ``streamId``), else None (then each
+    record takes `rows_of`). Only C-level loops: ``map`` over msgspec's decoder and ``set``
+    operations."""
+    if not batch or any(map(_headers, batch)):
+        return None
+    try:
+        objects: list[Any] = list(map(_decode_json, map(_values, batch)))
+    except msgspec.DecodeError:
+        return None
+    if set(map(type, objects)) != {dict}:
+        return None
+    names: set[str] = set().union(*objects)
+    if "streamId" in names or ("K" in names and "V" in names):
+        return None  # a Quix envelope or a stream message may be among them: record by record
+    return objects, names
+
+
 def rows_of(record: SinkRecord) -> list[Row]:
     """The table rows of one record (see the module docstring); [] for non-data messages."""
     plain = _plain_object(record)
@@ -448,6 +472,11 @@ class PostgresDestination(Destination[PostgresDestinationConfig]):
         self._staging_ok = False
 
     async def write(self, batch: list[SinkRecord]) -> None:
+        if not self.config.key:
+            plain = _plain_batch(batch)
+            if plain is not None:
+                await self._write_plain(batch, *plain)
+                return
         per_record: list[list[Row]] = convert(batch, rows_of)
         rows = [row for rows in per_record for row in rows]
         if not rows:
@@ -462,6 +491,40 @@ class PostgresDestination(Destination[PostgresDestinationConfig]):
                 await self._copy(conn, rows, list(self._columns))
         except psycopg.Error as exc:
             self._columns = None  # the schema changes may have been rolled back
+            self._staging_ok = False
+            error = _translate(exc, f"write to {self.config.table}")
+            if error.retriable:
+                await self._drop()
+            elif len(batch) == 1:
+                raise RecordRejected(str(error), batch[0]) from exc
+            raise error from exc
+
+    async def _write_plain(
+        self, batch: list[SinkRecord], objects: list[Row], names: set[str]
+    ) -> None:
+        """The hot path of a plain JSON topic without `key`: the batch's own JSON text goes to
+        PostgreSQL as one parameter and ``json_populate_recordset`` turns it into rows, so no
+        Python work per row or value is left (the objects were decoded only to learn the
+        field names for the schema)."""
+        conn = await self._connection()
+        try:
+            async with conn.transaction():
+                if self._columns is None or not names <= self._columns.keys():
+                    await self._ensure_schema(conn, objects)
+                assert self._columns is not None
+                if not self._columns:
+                    return  # only empty objects and no table: nothing to write (as COPY)
+                names_sql = sql.SQL(", ").join(map(sql.Identifier, self._columns))
+                text = b"[" + b",".join([record.value for record in batch]) + b"]"
+                await conn.execute(
+                    sql.SQL(
+                        "INSERT INTO {table} ({names}) SELECT {names} "
+                        "FROM json_populate_recordset(NULL::{table}, %s::json)"
+                    ).format(table=self._table, names=names_sql),
+                    (text.decode(),),
+                )
+        except psycopg.Error as exc:
+            self._columns = None
             self._staging_ok = False
             error = _translate(exc, f"write to {self.config.table}")
             if error.retriable:
