@@ -45,6 +45,7 @@ class Writer:
         # back shows up as UnknownTopic on produce, which drops it from here and retries once.
         self._known: set[str] = set()
         self._creating: dict[str, asyncio.Lock] = {}
+        self._joining: dict[str, _Batch] = {}  # the batch each topic's leader is collecting now
 
     async def ensure_topic(self, topic: str) -> None:
         """Make sure `topic` exists: create it when auto-creation is on, else raise UnknownTopic."""
@@ -78,7 +79,7 @@ class Writer:
         await self.ensure_topic(topic)
         started = time.perf_counter()
         try:
-            result = await self._broker.produce(topic, records)
+            result = await self._joined(topic, records)
         except UnknownTopic:
             self._known.discard(topic)
             if not self._auto_create:
@@ -89,6 +90,47 @@ class Writer:
             size = sum(len(r.value) for r in records)
             self._observe(topic, len(records), size, time.perf_counter() - started)
         return result
+
+    async def _joined(self, topic: str, records: Sequence[Record]) -> list[RecordMetadata]:
+        """Produce together with the other writes to `topic` made in the same event-loop turn.
+
+        Many concurrent requests each writing a little is the gateway's common case; one broker
+        produce call for all of them costs far less than one each. The first writer of a turn
+        leads: it yields once so the others can join, then produces everything in arrival order
+        (so per-stream order holds) and hands each writer its own placements. A joint call refused
+        as invalid (say, one record too large) wrote nothing: every writer then produces alone, so
+        the error reaches the request it belongs to.
+        """
+        batch = self._joining.get(topic)
+        if batch is not None:
+            joined: asyncio.Future[list[RecordMetadata]] = (
+                asyncio.get_running_loop().create_future()
+            )
+            batch.append((records, joined))
+            try:
+                return await joined
+            except _Alone:
+                return await self._broker.produce(topic, records)
+        batch = self._joining[topic] = [(records, None)]
+        try:
+            await asyncio.sleep(0)  # one loop turn: the writers of this turn join the batch
+        finally:
+            del self._joining[topic]
+        if len(batch) == 1:
+            return await self._broker.produce(topic, records)
+        # The joint produce runs as its own task, awaited by every writer of the batch: its
+        # done-callback settles the followers even if the leader is cancelled (its client left).
+        combined = [record for part, _ in batch for record in part]
+        task = asyncio.ensure_future(self._broker.produce(topic, combined))
+        # Shield first, settle second: done-callbacks run in that order, so the leader resumes
+        # before its followers and writers that must retry alone do so in arrival order.
+        shielded = asyncio.shield(task)
+        task.add_done_callback(lambda done: _settle(batch, done))
+        try:
+            placed = await shielded
+        except ValidationError:
+            return await self._broker.produce(topic, records)
+        return placed[: len(records)]
 
     async def write(self, topic: str, stream_id: str, *messages: Message) -> list[RecordMetadata]:
         """Write `messages` of stream `stream_id` to `topic`, in order, durably."""
@@ -112,3 +154,33 @@ def check_stream_id(stream_id: str, field: str = "streamId") -> None:
     if not stream_id:
         raise ValidationError("stream id must not be empty", field=field)
     check_id(stream_id, field, "stream id")
+
+
+class _Alone(Exception):
+    """Tells a joined writer to produce its records alone (the joint call was refused)."""
+
+
+_Batch = list[tuple[Sequence[Record], "asyncio.Future[list[RecordMetadata]] | None"]]
+
+
+def _settle(batch: _Batch, done: asyncio.Future[list[RecordMetadata]]) -> None:
+    """Hand each follower of a joint produce its placements, or the joint outcome."""
+    followers = batch[1:]
+    if done.cancelled():
+        for _, fut in followers:
+            if fut is not None and not fut.done():
+                fut.cancel()
+        return
+    error = done.exception()
+    start = len(batch[0][0])
+    for part, fut in followers:
+        assert fut is not None
+        if fut.done():  # that writer was cancelled meanwhile
+            pass
+        elif isinstance(error, ValidationError):
+            fut.set_exception(_Alone())
+        elif error is not None:
+            fut.set_exception(error)
+        else:
+            fut.set_result(done.result()[start : start + len(part)])
+        start += len(part)

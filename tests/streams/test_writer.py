@@ -1,0 +1,76 @@
+"""The Writer joins the produce calls of one event-loop turn into one broker call."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from streamport.broker import Record, RecordMetadata
+from streamport.broker.embedded import EmbeddedBroker
+from streamport.errors import RecordTooLarge
+from streamport.streams.writer import Writer
+
+
+class CountingBroker(EmbeddedBroker):
+    calls: list[int]
+
+    async def produce(self, topic: str, records: Sequence[Record]) -> list[RecordMetadata]:
+        self.calls.append(len(records))
+        return await super().produce(topic, records)
+
+
+@pytest.fixture
+async def broker(tmp_path: Path) -> AsyncIterator[CountingBroker]:
+    async with CountingBroker(tmp_path / "log", max_record_bytes=100) as started:
+        started.calls = []
+        yield started
+
+
+def records(tag: str, n: int) -> list[Record]:
+    return [Record(value=f"{tag}-{i}".encode(), key=b"k") for i in range(n)]
+
+
+async def test_writes_of_one_loop_turn_share_one_produce_in_arrival_order(
+    broker: CountingBroker,
+) -> None:
+    writer = Writer(broker)
+    await writer.ensure_topic("t")
+    results = await asyncio.gather(*(writer.produce("t", records(f"w{n}", 3)) for n in range(10)))
+    assert broker.calls == [30]
+    offsets = [[m.offset for m in placed] for placed in results]
+    assert offsets == [[3 * n, 3 * n + 1, 3 * n + 2] for n in range(10)]
+    async with broker.consumer(["t"], auto_offset_reset="earliest") as consumer:
+        got = await consumer.fetch(max_records=30, timeout=5)
+    assert [r.value for r in got] == [f"w{n}-{i}".encode() for n in range(10) for i in range(3)]
+
+
+async def test_a_refused_record_fails_only_its_own_writer(broker: CountingBroker) -> None:
+    writer = Writer(broker)
+    await writer.ensure_topic("t")
+    big = [Record(value=b"x" * 500)]
+    outcomes = await asyncio.gather(
+        writer.produce("t", records("a", 1)),
+        writer.produce("t", big),
+        writer.produce("t", records("c", 1)),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[1], RecordTooLarge)
+    assert outcomes[1].field == "records[0]"  # named within its own request
+    assert [m.offset for m in outcomes[0]] == [0]  # type: ignore[union-attr]
+    assert [m.offset for m in outcomes[2]] == [1]  # type: ignore[union-attr]
+
+
+async def test_a_cancelled_leader_still_settles_the_others(broker: CountingBroker) -> None:
+    writer = Writer(broker)
+    await writer.ensure_topic("t")
+    leader = asyncio.ensure_future(writer.produce("t", records("lead", 1)))
+    followers = [asyncio.ensure_future(writer.produce("t", records(f"f{n}", 1))) for n in range(3)]
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # the joint produce has started
+    leader.cancel()
+    placed = await asyncio.wait_for(asyncio.gather(*followers), timeout=10)
+    assert [p[0].offset for p in placed] == [1, 2, 3]
+    assert broker.calls == [4]
