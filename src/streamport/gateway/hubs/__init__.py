@@ -12,6 +12,8 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
+
 from starlette.routing import BaseRoute
 
 from streamport.errors import Unauthenticated
@@ -28,6 +30,10 @@ __all__ = ["Hubs", "ReaderHub", "WriterHub"]
 
 WRITER_PATH = "/writer/hub"
 READER_PATH = "/reader/hub"
+WRITER_PARALLEL_INVOCATIONS = 64
+"""Writer hub invocations one connection may have running at once (``writer_parallel``): a client
+that pipelines writes gets them batched per stream and acknowledged as they become durable, in
+order per stream (see ``_writer.py``). The Reader hub keeps ASP.NET's one at a time."""
 
 
 class Hubs:
@@ -39,6 +45,7 @@ class Hubs:
         *,
         fanout_options: FanOutOptions | None = None,
         server_options: ServerOptions | None = None,
+        writer_parallel: int = WRITER_PARALLEL_INVOCATIONS,
     ) -> None:
         self.state = state
         self.fanout = FanOut(state.broker, fanout_options)
@@ -47,7 +54,8 @@ class Hubs:
         )
         broker = state.broker
         self.writer = SignalRServer(
-            lambda ctx: WriterHub(ctx, state.writer, TopicNames(broker)), options
+            lambda ctx: WriterHub(ctx, state.writer, TopicNames(broker)),
+            dataclasses.replace(options, max_parallel_invocations=writer_parallel),
         )
         self.reader = SignalRServer(
             lambda ctx: ReaderHub(ctx, self.fanout, TopicNames(broker)), options
