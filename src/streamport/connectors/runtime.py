@@ -19,7 +19,7 @@ from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from streamport.broker import Headers
+from streamport.broker import ConsumedRecord, Headers
 from streamport.connectors.base import (
     Connector,
     ConnectorState,
@@ -261,19 +261,33 @@ class Runner:
             every=config.commit_every,
         )
         destination.state = ConnectorState.RUNNING
+
+        async def fetch(taken: int) -> list[ConsumedRecord]:
+            want = config.batch_size if count is None else min(config.batch_size, count - taken)
+            return await retry(
+                functools.partial(subscription.fetch, want, 0.5),
+                self._backoff,
+                stop=self._stop,
+                on_retry=self.metrics.retried,
+                what=f"fetch from {config.input_topic}",
+            )
+
         done = 0
         failed = False
+        # The next batch is fetched while the destination writes the current one (read-ahead of
+        # one batch). It is not in the checkpoint until written, so a stop or a crash drops it
+        # uncommitted and it is read again: at-least-once holds.
+        ahead: asyncio.Future[list[ConsumedRecord]] | None = None
         try:
             while not self._stop.is_set() and (count is None or done < count):
-                want = config.batch_size if count is None else min(config.batch_size, count - done)
-                fetched = await retry(
-                    functools.partial(subscription.fetch, want, 0.5),
-                    self._backoff,
-                    stop=self._stop,
-                    on_retry=self.metrics.retried,
-                    what=f"fetch from {config.input_topic}",
-                )
+                if ahead is None:
+                    fetched = await fetch(done)
+                else:
+                    fetched, ahead = await ahead, None
                 if fetched:
+                    taken = done + len(fetched)
+                    if not self._stop.is_set() and (count is None or taken < count):
+                        ahead = asyncio.ensure_future(fetch(taken))
                     batch = [SinkRecord.of(r) for r in fetched]
                     self.metrics.read(len(batch))
                     await self._deliver(destination, dead, batch)
@@ -288,6 +302,10 @@ class Runner:
             raise
         finally:
             try:
+                if ahead is not None:
+                    ahead.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await ahead
                 if not failed:
                     await checkpoint.commit()  # the last checkpoint of a clean stop
             finally:
