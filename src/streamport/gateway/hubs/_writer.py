@@ -46,20 +46,26 @@ _TIME_KEYS = frozenset({"timestamps", "timestamp", "epoch"})
 
 def _whole_times(obj: Any) -> Any:
     """MessagePack clients (JavaScript numbers) send nanosecond times above 2**53 as float64:
-    accept those that are whole numbers as the integers they denote, in time fields only."""
+    accept those that are whole numbers as the integers they denote, in time fields only.
+    Copies only what it changes (most payloads come back as they are)."""
     if isinstance(obj, list):
         return [_whole_times(item) for item in obj]
     if not isinstance(obj, dict):
         return obj
-    fixed: dict[Any, Any] = {}
+    fixed: dict[Any, Any] | None = None
     for key, value in obj.items():
-        if isinstance(key, str) and key.lower() in _TIME_KEYS:
-            if isinstance(value, float) and value.is_integer():
-                value = int(value)
-            elif isinstance(value, list):
-                value = [int(v) if isinstance(v, float) and v.is_integer() else v for v in value]
-        fixed[key] = value
-    return fixed
+        if not (isinstance(key, str) and key.lower() in _TIME_KEYS):
+            continue
+        if isinstance(value, float) and value.is_integer():
+            new: Any = int(value)
+        elif isinstance(value, list) and any(isinstance(v, float) for v in value):
+            new = [int(v) if isinstance(v, float) and v.is_integer() else v for v in value]
+        else:
+            continue
+        if fixed is None:
+            fixed = dict(obj)
+        fixed[key] = new
+    return obj if fixed is None else fixed
 
 
 def _cancelled() -> BrokerUnavailable:
