@@ -66,10 +66,11 @@ class SourceRecord:
         return Record(value=self.value, key=self.key, headers=self.headers)
 
 
-class SinkRecord(msgspec.Struct, frozen=True, repr_omit_defaults=True):
+class SinkRecord(msgspec.Struct, frozen=True, gc=False, repr_omit_defaults=True):
     """A record of the input topic handed to `Destination.write` (immutable; equal and hashed by
-    its fields, the payload cache aside). A msgspec struct: built in C, since one is made for
-    every record a destination reads."""
+    its fields, the payload cache aside). A msgspec struct built in C and not tracked by the
+    garbage collector (like `ConsumedRecord`; it refers to no object that could refer back to
+    it), since one is made for every record a destination reads."""
 
     topic: str
     partition: int

@@ -425,12 +425,19 @@ class PostgresDestination(Destination[PostgresDestinationConfig]):
                     kinds[name] = "json" if "json" in (seen, kind) else "str"
         return {name: _TYPES[kind] for name, kind in kinds.items()}
 
-    async def _ensure_schema(self, conn: psycopg.AsyncConnection[Any], rows: list[Row]) -> None:
-        """Create the table / add columns for fields not seen yet (in the batch's transaction)."""
+    async def _ensure_schema(
+        self, conn: psycopg.AsyncConnection[Any], rows: list[Row], names: set[str] | None = None
+    ) -> None:
+        """Create the table / add columns for fields not seen yet (in the batch's transaction).
+        `names`: the rows' field names when known already."""
         if self._columns is None:
             self._columns = await self._load_columns(conn)
         known = self._columns
-        if known and all(name in known for row in rows for name in row):
+        if known and (
+            names <= known.keys()
+            if names is not None
+            else all(name in known for row in rows for name in row)
+        ):
             return  # the common case: no new field, nothing to infer
         wanted = self._infer(rows)
         for name in self.config.key:
@@ -472,13 +479,15 @@ class PostgresDestination(Destination[PostgresDestinationConfig]):
         self._staging_ok = False
 
     async def write(self, batch: list[SinkRecord]) -> None:
-        if not self.config.key:
-            plain = _plain_batch(batch)
-            if plain is not None:
-                await self._write_plain(batch, *plain)
-                return
-        per_record: list[list[Row]] = convert(batch, rows_of)
-        rows = [row for rows in per_record for row in rows]
+        plain = _plain_batch(batch)
+        names: set[str] | None = None
+        if plain is not None:
+            # A plain JSON topic: each record is one row, decoded in one C-level pass.
+            rows, names = plain
+            per_record = [[row] for row in rows] if self.config.key else []
+        else:
+            per_record = convert(batch, rows_of)
+            rows = [row for rows in per_record for row in rows]
         if not rows:
             return
         if self.config.key:
@@ -486,45 +495,11 @@ class PostgresDestination(Destination[PostgresDestinationConfig]):
         conn = await self._connection()
         try:
             async with conn.transaction():
-                await self._ensure_schema(conn, rows)
+                await self._ensure_schema(conn, rows, names)
                 assert self._columns is not None
                 await self._copy(conn, rows, list(self._columns))
         except psycopg.Error as exc:
             self._columns = None  # the schema changes may have been rolled back
-            self._staging_ok = False
-            error = _translate(exc, f"write to {self.config.table}")
-            if error.retriable:
-                await self._drop()
-            elif len(batch) == 1:
-                raise RecordRejected(str(error), batch[0]) from exc
-            raise error from exc
-
-    async def _write_plain(
-        self, batch: list[SinkRecord], objects: list[Row], names: set[str]
-    ) -> None:
-        """The hot path of a plain JSON topic without `key`: the batch's own JSON text goes to
-        PostgreSQL as one parameter and ``json_populate_recordset`` turns it into rows, so no
-        Python work per row or value is left (the objects were decoded only to learn the
-        field names for the schema)."""
-        conn = await self._connection()
-        try:
-            async with conn.transaction():
-                if self._columns is None or not names <= self._columns.keys():
-                    await self._ensure_schema(conn, objects)
-                assert self._columns is not None
-                if not self._columns:
-                    return  # only empty objects and no table: nothing to write (as COPY)
-                names_sql = sql.SQL(", ").join(map(sql.Identifier, self._columns))
-                text = b"[" + b",".join([record.value for record in batch]) + b"]"
-                await conn.execute(
-                    sql.SQL(
-                        "INSERT INTO {table} ({names}) SELECT {names} "
-                        "FROM json_populate_recordset(NULL::{table}, %s::json)"
-                    ).format(table=self._table, names=names_sql),
-                    (text.decode(),),
-                )
-        except psycopg.Error as exc:
-            self._columns = None
             self._staging_ok = False
             error = _translate(exc, f"write to {self.config.table}")
             if error.retriable:
@@ -571,7 +546,10 @@ class PostgresDestination(Destination[PostgresDestinationConfig]):
         async with conn.cursor() as cur:
             copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(target, names)
             async with cur.copy(copy_sql) as copy:
-                if json_columns:
+                text = _copy_text(rows, columns, json_columns)
+                if text is not None:
+                    await copy.write(text)
+                elif json_columns:
                     for row in rows:
                         await copy.write_row(
                             [
@@ -621,6 +599,74 @@ class PostgresDestination(Destination[PostgresDestinationConfig]):
     async def close(self) -> None:
         await self._drop()
         self._conn_state = _ConnState.CLOSED
+
+
+_NoneType = type(None)
+_ESCAPE = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
+_escape = operator.methodcaller("translate", _ESCAPE)
+_BOOL_TEXT: dict[Any, str] = {True: "t", False: "f", None: "\\N"}
+
+
+def _json_text(value: Any) -> str:
+    return "\\N" if value is None else msgspec.json.encode(value).decode().translate(_ESCAPE)
+
+
+def _column_text(values: Sequence[Any], json_column: bool) -> Sequence[str] | None:
+    """One column's values as COPY text fields, what ``copy.write_row`` would send (``\\N`` for
+    null, ``t``/``f``, numbers, text escaped, JSON for a ``jsonb`` column); None when the
+    column mixes kinds this does not cover (then the rows go one by one). C-level loops only,
+    but for ``jsonb`` columns and text needing escapes."""
+    kinds = set(map(type, values))
+    kinds.discard(_NoneType)
+    if json_column:
+        return list(map(_json_text, values))
+    if kinds <= {str}:
+        nulls = None in values
+        present = [v for v in values if v is not None] if nulls else values
+        text = "".join(present)
+        escape = "\\" in text or "\n" in text or "\r" in text or "\t" in text
+        if nulls:
+            return [_BOOL_TEXT[None] if v is None else _escape(v) if escape else v for v in values]
+        return list(map(_escape, values)) if escape else values
+    if kinds <= {int, float}:
+        # msgspec writes a list of numbers at C speed; a number's text never holds a comma.
+        # Non-finite floats (written as null) go one by one, as psycopg spells them.
+        try:
+            text = msgspec.json.encode(values)[1:-1].decode()
+        except (msgspec.EncodeError, OverflowError):
+            return None  # an integer beyond 64 bits
+        null_count = values.count(None)
+        if text.count("null") != null_count:
+            return None
+        fields = text.split(",")
+        if null_count:
+            fields = [_BOOL_TEXT[None] if f == "null" else f for f in fields]
+        return fields
+    if kinds <= {bool}:
+        return list(map(_BOOL_TEXT.__getitem__, values))
+    return None
+
+
+def _copy_text(rows: list[Row], columns: list[str], json_columns: set[str]) -> bytes | None:
+    """The rows as one COPY text-format buffer, built column by column with C-level loops
+    (``map``, ``zip``, ``str.join``, msgspec); None when a column needs per-value adaptation."""
+    if not columns:
+        return None
+    # Lists per column, no tuple per row: fewer objects for the garbage collector to track.
+    table: list[list[Any]] = []
+    for name in columns:
+        try:
+            table.append(list(map(operator.itemgetter(name), rows)))  # no row lacks it
+        except KeyError:
+            table.append([row.get(name) for row in rows])
+    fields: list[Sequence[str]] = []
+    for name, values in zip(columns, table, strict=True):
+        column = _column_text(values, name in json_columns)
+        if column is None:
+            return None
+        fields.append(column)
+    lines = map("\t".join, zip(*fields, strict=True))
+    return ("\n".join(lines) + "\n").encode()
 
 
 def _json(value: Any) -> Any:
