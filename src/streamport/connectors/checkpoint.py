@@ -9,14 +9,18 @@ commit: at-least-once. Connectors never commit offsets themselves.
 from __future__ import annotations
 
 import asyncio
+import operator
 import time
-from collections.abc import Iterable
+from collections.abc import Sequence
 
 from streamport.connectors.base import Destination, SinkRecord
 from streamport.connectors.config import DestinationConfig
 from streamport.connectors.metrics import BoundMetrics
 from streamport.connectors.retry import Backoff, retry
 from streamport.connectors.transport import Subscription
+
+_partition = operator.attrgetter("partition")
+_offset = operator.attrgetter("offset")
 
 
 class Checkpoint:
@@ -48,12 +52,20 @@ class Checkpoint:
         """Records done (written or dead-lettered) but not yet committed."""
         return self._pending
 
-    def add(self, records: Iterable[SinkRecord]) -> None:
-        for record in records:
-            self._offsets[record.partition] = max(
-                self._offsets.get(record.partition, 0), record.offset + 1
+    def add(self, records: Sequence[SinkRecord]) -> None:
+        partitions = set(map(_partition, records))
+        if len(partitions) == 1:
+            # One partition (the usual batch): the highest offset in one C-level pass.
+            (partition,) = partitions
+            self._offsets[partition] = max(
+                self._offsets.get(partition, 0), max(map(_offset, records)) + 1
             )
-            self._pending += 1
+        else:
+            for record in records:
+                self._offsets[record.partition] = max(
+                    self._offsets.get(record.partition, 0), record.offset + 1
+                )
+        self._pending += len(records)
         self._metrics.set_lag(self._pending)
 
     def due(self) -> bool:
