@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from streamport.gateway.http.webhooks import SeenIds
 from streamport.model import EventData, StreamProperties, decode
+from streamport.webhooks import SeenIds
 from tests.gateway.conftest import Gateway, run_gateway
 
 pytestmark = pytest.mark.integration

@@ -35,14 +35,14 @@ from streamport.connectors.base import Source, SourceRecord
 from streamport.connectors.config import SourceConfig
 from streamport.connectors.runtime import Output
 from streamport.errors import Unauthenticated
-from streamport.gateway.http.webhooks import (
+from streamport.model import EventData, StreamProperties, encode
+from streamport.webhooks import (
     SeenIds,
     WebhookSpec,
     body_delivery_id,
     event_type_of,
     verify,
 )
-from streamport.model import EventData, StreamProperties, encode
 
 
 class WebhookSourceConfig(SourceConfig):
