@@ -70,6 +70,9 @@ async def test_produce_and_consume_with_group(gateway: Gateway) -> None:
         assert lines[1]["value"] == "text"
         lag = (await http.get("/api/groups/g1/lag", params={"topic": "plain"})).json()
         assert lag["lag"] == {"0": 0}
+        metrics = (await http.get("/metrics")).text
+        assert 'streamport_records_out_total{topic="plain"} 2.0' in metrics
+        assert 'streamport_consumer_lag{group="g1",partition="0",topic="plain"} 0.0' in metrics
         # The group committed: a new read in the same group sees only new records.
         await http.post("/api/topics/plain/records", json=[{"value": 3}])
         params = {"group": "g1", "fromBeginning": "true", "count": 1}

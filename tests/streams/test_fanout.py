@@ -419,3 +419,19 @@ async def test_parameter_subscribers_with_overlapping_patterns_get_their_union(
     assert seen(rpm) == [{"RPM": [1.0]}]
     assert seen(temp) == [{"Temp": [2.0]}, {"Temp": [3.0]}]
     assert seen(both) == [{"RPM": [1.0], "Temp": [2.0]}, {"Temp": [3.0]}]
+
+
+async def test_every_record_read_is_reported_once(broker: EmbeddedBroker) -> None:
+    # The gateway counts these as streamport_records_out{topic}.
+    reads: list[tuple[str, int]] = []
+    options = FanOutOptions(metrics_interval=0.2, on_read=lambda t, n: reads.append((t, n)))
+    async with FanOut(broker, options) as fanout:
+        writer = Writer(broker)
+        await writer.ensure_topic("cars")
+        inbox = Inbox()
+        await fanout.subscribe(inbox.subscriber, Kind.EVENT, "cars", "*", "*")
+        for n in range(3):
+            await writer.write("cars", "car-1", event("Lap", str(n)))
+        await inbox.wait_for("EventDataReceived", 3)
+    assert {t for t, _ in reads} == {"cars"}
+    assert sum(n for _, n in reads) == 3

@@ -160,6 +160,7 @@ class FanOutOptions:
     ready_timeout: float = 5.0  # how long a subscribe waits for the replay to finish
     max_streams: int = 10_000  # active streams kept per topic (least recently seen evicted)
     workspace_id: str = ""  # topicId = "{workspace_id}-{topic}" when set, else the topic name
+    on_read: Callable[[str, int], None] | None = None  # (topic, records) after each broker fetch
 
 
 # ---------------------------------------------------------------------------------------------
@@ -361,6 +362,8 @@ class TopicReader:
                 timeout = max(0.0, self._next_tick - time.monotonic())
                 # everything available (up to the cap): batches grow by themselves under load
                 records = await consumer.fetch(self.options.fetch_records, timeout)
+                if records and self.options.on_read is not None:
+                    self.options.on_read(self.topic, len(records))
                 try:
                     for record in records:
                         self._handle(record)

@@ -48,7 +48,15 @@ class Hubs:
         writer_parallel: int = WRITER_PARALLEL_INVOCATIONS,
     ) -> None:
         self.state = state
-        self.fanout = FanOut(state.broker, fanout_options)
+        records_out = state.metrics.records_out
+
+        def count_read(topic: str, records: int) -> None:
+            records_out.labels(topic).inc(records)
+
+        options_ = fanout_options or FanOutOptions()
+        if options_.on_read is None:
+            options_ = dataclasses.replace(options_, on_read=count_read)
+        self.fanout = FanOut(state.broker, options_)
         options = server_options or ServerOptions(
             authenticate=self._authenticate, allow_origin=origin_policy(state.settings)
         )

@@ -241,6 +241,8 @@ class Connection:
             max_records = min(max(request.max_records, 1), MAX_FETCH_RECORDS)
             timeout = min(max(request.timeout_ms, 0), MAX_FETCH_MS) / 1000
             got = await consumer.fetch(max_records=max_records, timeout=timeout)
+            if got:
+                self._state.metrics.records_out.labels(sub.topic).inc(len(got))
             records = [
                 WireConsumed(r.partition, r.offset, r.key, r.value, list(r.headers), r.timestamp_ms)
                 for r in got
