@@ -278,3 +278,29 @@ async def test_copy_text_buffer_stores_what_write_row_stores(postgres_dsn: str) 
     # A column this formatter does not cover (non-finite float, mixed kinds) goes row by row.
     assert _copy_text([{"f": float("inf")}], ["f"], set()) is None
     assert _copy_text([{"s": "a"}, {"s": 1}], ["s"], set()) is None
+
+
+async def test_destination_copies_big_batches_in_chunks_with_a_row_by_row_fallback(
+    gateway: Gateway, postgres_dsn: str
+) -> None:
+    # 2,500 records in one batch: three chunks; the second mixes a number into the text column
+    # (psycopg adapts it), so that chunk goes row by row and the others as buffers.
+    table = unique("chunks")
+    topic = unique("chunks")
+    await gateway.broker.create_topic(topic)
+    values = [msgspec.json.encode({"n": n, "x": n / 4, "s": f"r{n}"}) for n in range(2_500)]
+    values[1_234] = b'{"n": 1234, "x": 0.5, "s": 77}'
+    await gateway.broker.produce(topic, [Record(v) for v in values])
+    config = PostgresDestinationConfig(
+        input_topic=topic,
+        dsn=SecretStr(postgres_dsn),
+        table=table,
+        batch_size=2_500,
+        **server(gateway),
+    )
+    result = await Runner(PostgresDestination(config)).run(timeout=60, count=2_500)
+    assert (result.records_out, result.dead_letters) == (2_500, 0)
+    rows = await query(postgres_dsn, f"SELECT n, x, s FROM {table} ORDER BY n")
+    expected = [(n, n / 4, f"r{n}") for n in range(2_500)]
+    expected[1_234] = (1234, 0.5, "77")
+    assert rows == expected

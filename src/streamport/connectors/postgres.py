@@ -546,20 +546,20 @@ class PostgresDestination(Destination[PostgresDestinationConfig]):
         async with conn.cursor() as cur:
             copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(target, names)
             async with cur.copy(copy_sql) as copy:
-                text = _copy_text(rows, columns, json_columns)
-                if text is not None:
-                    await copy.write(text)
-                elif json_columns:
-                    for row in rows:
+                # In chunks: PostgreSQL parses one while the next is formatted.
+                for start in range(0, len(rows), _COPY_CHUNK):
+                    chunk = rows[start : start + _COPY_CHUNK]
+                    text = _copy_text(chunk, columns, json_columns)
+                    if text is not None:
+                        await copy.write(text)
+                        continue
+                    for row in chunk:  # a value _copy_text does not cover: psycopg adapts it
                         await copy.write_row(
                             [
                                 _json(row.get(name)) if name in json_columns else row.get(name)
                                 for name in columns
                             ]
                         )
-                else:
-                    for row in rows:
-                        await copy.write_row([row.get(name) for name in columns])
             if self.config.key:
                 updates = [c for c in columns if c not in self.config.key]
                 action = (
@@ -601,6 +601,7 @@ class PostgresDestination(Destination[PostgresDestinationConfig]):
         self._conn_state = _ConnState.CLOSED
 
 
+_COPY_CHUNK = 1000  # rows formatted and sent at a time
 _NoneType = type(None)
 _ESCAPE = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
 _escape = operator.methodcaller("translate", _ESCAPE)
