@@ -115,6 +115,7 @@ def create_app(
         },
     )
     app.gateway = state
+    app.fast_paths = (writer.data_fast_path,)
     app.state.gateway = state
     app.state.ready = False
     return app

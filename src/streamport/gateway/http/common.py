@@ -77,6 +77,16 @@ async def handle_http_error(request: Request, exc: Exception) -> Response:
     )
 
 
+async def render_error(request: Request, exc: Exception) -> Response:
+    """The response the app's exception handlers give for `exc` (for code outside Starlette's
+    stack, such as the fast paths)."""
+    if isinstance(exc, errors.StreamportError):
+        return await handle_streamport_error(request, exc)
+    if isinstance(exc, HTTPException):
+        return await handle_http_error(request, exc)
+    return await handle_unexpected(request, exc)
+
+
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error serving %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(request, 500, "internal", "internal server error (logged)")

@@ -8,9 +8,12 @@ records (the shape quixstreams 3.x applications produce and consume).
 
 from __future__ import annotations
 
-from starlette.requests import Request
+import re
+
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from streamport.broker import validate_topic_name
 from streamport.errors import ValidationError
@@ -19,10 +22,11 @@ from streamport.gateway.http.common import (
     json_response,
     principal,
     read_body,
+    render_error,
     require_json,
 )
 from streamport.gateway.http.records import parse_records
-from streamport.gateway.state import state_of
+from streamport.gateway.state import GatewayApp, state_of
 from streamport.model import (
     StreamEndType,
     parse_event_data,
@@ -138,6 +142,47 @@ async def send_messages(request: Request) -> Response:
     records = parse_records(decode_json(await read_body(request)))
     placed = await _writer(request).produce(topic, records)
     return json_response({"offsets": [{"partition": p, "offset": o} for p, o in placed]})
+
+
+_DATA_PATH = re.compile(r"/writer/topics/([^/]+)/streams/([^/]+)/(events|parameters)/data")
+_OK_START = {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"0")]}
+_OK_BODY = {"type": "http.response.body", "body": b""}
+
+
+async def data_fast_path(app: GatewayApp, scope: Scope, receive: Receive, send: Send) -> bool:
+    """``POST .../events/data`` and ``.../parameters/data`` without Starlette's stack.
+
+    The same checks, parsers, write and error responses as the routes below (which still answer
+    other methods on these paths, e.g. 405); only the framework around them is skipped.
+    """
+    if scope["method"] != "POST":
+        return False
+    match = _DATA_PATH.fullmatch(scope["path"])
+    if match is None:
+        return False
+    scope["app"] = app  # what Starlette sets; the shared helpers find the state through it
+    request = Request(scope, receive)
+    try:
+        topic = validate_topic_name(match.group(1))
+        principal(request, "write", topic)
+        stream_id = match.group(2)
+        check_stream_id(stream_id)
+        body = await read_body(request)
+        writer = app.gateway.writer
+        if match.group(3) == "events":
+            events = parse_event_data(body)
+            await writer.write(topic, stream_id, events if len(events) != 1 else events[0])
+        else:
+            await writer.write(topic, stream_id, parse_parameter_data(body))
+    except ClientDisconnect:
+        return True  # nobody to answer; nothing was written
+    except Exception as exc:
+        response = await render_error(request, exc)
+        await response(scope, receive, send)
+        return True
+    await send(_OK_START)
+    await send(_OK_BODY)
+    return True
 
 
 # Mounted at /writer/topics, first among the gateway's routes: these are its hottest paths, and
