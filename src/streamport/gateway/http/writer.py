@@ -84,18 +84,31 @@ async def update_stream(request: Request) -> Response:
     return Response(status_code=OK)
 
 
+async def _write_data(request: Request, topic: str, stream_id: str, kind: str) -> None:
+    """The data writes (``kind`` ``events`` or ``parameters``), shared by the routes and the fast
+    path below: check, authorise, parse, write durably."""
+    validate_topic_name(topic)
+    principal(request, "write", topic)
+    check_stream_id(stream_id)
+    body = await read_body(request)
+    writer = state_of(request).writer
+    if kind == "events":
+        events = parse_event_data(body)
+        # One message per request: a list is written as "EventData[]", one event as "EventData".
+        await writer.write(topic, stream_id, events if len(events) != 1 else events[0])
+    else:
+        await writer.write(topic, stream_id, parse_parameter_data(body))
+
+
 async def send_parameter_data(request: Request) -> Response:
-    topic, stream_id = _stream(request)
-    data = parse_parameter_data(await _json_body(request))
-    await _writer(request).write(topic, stream_id, data)
+    params = request.path_params
+    await _write_data(request, params["topic"], params["stream_id"], "parameters")
     return Response(status_code=OK)
 
 
 async def send_event_data(request: Request) -> Response:
-    topic, stream_id = _stream(request)
-    events = parse_event_data(await _json_body(request))
-    # One message per request: a list is written as "EventData[]", one event as "EventData".
-    await _writer(request).write(topic, stream_id, events if len(events) != 1 else events[0])
+    params = request.path_params
+    await _write_data(request, params["topic"], params["stream_id"], "events")
     return Response(status_code=OK)
 
 
@@ -152,8 +165,8 @@ _OK_BODY = {"type": "http.response.body", "body": b""}
 async def data_fast_path(app: GatewayApp, scope: Scope, receive: Receive, send: Send) -> bool:
     """``POST .../events/data`` and ``.../parameters/data`` without Starlette's stack.
 
-    The same checks, parsers, write and error responses as the routes below (which still answer
-    other methods on these paths, e.g. 405); only the framework around them is skipped.
+    The same `_write_data` and error handlers as the routes below (which still answer other
+    methods on these paths, e.g. 405); only the framework around them is skipped.
     """
     if scope["method"] != "POST":
         return False
@@ -163,17 +176,7 @@ async def data_fast_path(app: GatewayApp, scope: Scope, receive: Receive, send: 
     scope["app"] = app  # what Starlette sets; the shared helpers find the state through it
     request = Request(scope, receive)
     try:
-        topic = validate_topic_name(match.group(1))
-        principal(request, "write", topic)
-        stream_id = match.group(2)
-        check_stream_id(stream_id)
-        body = await read_body(request)
-        writer = app.gateway.writer
-        if match.group(3) == "events":
-            events = parse_event_data(body)
-            await writer.write(topic, stream_id, events if len(events) != 1 else events[0])
-        else:
-            await writer.write(topic, stream_id, parse_parameter_data(body))
+        await _write_data(request, match.group(1), match.group(2), match.group(3))
     except ClientDisconnect:
         return True  # nobody to answer; nothing was written
     except Exception as exc:
