@@ -90,26 +90,30 @@ class ServerProcess:
         )
 
     def stop(self, timeout: float = 15.0) -> None:
-        process = self._process
-        if process is None:
-            return
-        if process.poll() is None:
-            process.send_signal(self.stop_signal)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
+        stop_process(self._process, self.stop_signal, timeout)
         self._process = None
 
     def kill(self) -> None:
-        process = self._process
-        if process is None:
-            return
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
+        kill_process(self._process)
         self._process = None
+
+
+def stop_process(process: subprocess.Popen[bytes] | None, stop_signal: int, timeout: float) -> None:
+    """Ask `process` to exit with `stop_signal`; kill it if it has not within `timeout` seconds."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(stop_signal)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        kill_process(process)
+
+
+def kill_process(process: subprocess.Popen[bytes] | None) -> None:
+    """Kill `process` at once (SIGKILL), as a crash would."""
+    if process is not None and process.poll() is None:
+        process.kill()
+        process.wait(10)
 
 
 class Service(Protocol):

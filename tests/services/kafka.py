@@ -38,6 +38,7 @@ import pytest
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
+from tests.services._process import kill_process, stop_process
 from tests.services.ports import free_port
 
 _ROOT = Path(__file__).resolve().parents[2]
@@ -240,26 +241,12 @@ class KafkaService:
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         """Shut the broker down cleanly (SIGTERM), killing it if it does not exit in time."""
-        process = self._process
-        if process is None:
-            return
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
+        stop_process(self._process, signal.SIGTERM, timeout)
         self._process = None
 
     def kill(self) -> None:
         """Kill the broker at once (SIGKILL), as a crash would."""
-        process = self._process
-        if process is None:
-            return
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
+        kill_process(self._process)
         self._process = None
 
     def restart(self, timeout: float = START_TIMEOUT) -> None:
