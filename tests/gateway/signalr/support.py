@@ -27,6 +27,7 @@ from streamport.gateway.signalr import (
     PreparedMessage,
     ServerOptions,
     SignalRServer,
+    WebSocketProtocol,
     hub_method,
 )
 from tests.services.ports import free_port
@@ -159,6 +160,7 @@ class RunningServer:
     server: SignalRServer
     metrics: CountingMetrics
     options: ServerOptions
+    ws: Any = WebSocketProtocol  # uvicorn's WebSocket protocol: ours (as `streamport up`) or "auto"
     _uvicorn: Any = field(default=None, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
 
@@ -183,6 +185,7 @@ class RunningServer:
             host="127.0.0.1",
             port=self.port,
             ws_ping_interval=None,  # SignalR keeps alive with hub Pings; signalrcore can't pong
+            ws=self.ws,
             log_level="warning",
             lifespan="on",
             timeout_graceful_shutdown=2,
@@ -249,10 +252,13 @@ def default_options(**overrides: Any) -> ServerOptions:
 
 
 @contextmanager
-def running_server(**overrides: Any) -> Iterator[RunningServer]:
+def running_server(ws: Any = WebSocketProtocol, **overrides: Any) -> Iterator[RunningServer]:
+    """A server with `default_options` changed by `overrides`. ``ws``: uvicorn's WebSocket
+    protocol, `WebSocketProtocol` (frames written straight to the socket) or ``"auto"`` (uvicorn's
+    own: every frame through ASGI)."""
     metrics = CountingMetrics()
     options = default_options(**overrides)
-    running = RunningServer(free_port(), SignalRServer(TestHub), metrics, options)
+    running = RunningServer(free_port(), SignalRServer(TestHub), metrics, options, ws)
     running.start()
     try:
         yield running

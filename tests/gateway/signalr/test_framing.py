@@ -5,9 +5,14 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from websockets.client import ClientProtocol
+from websockets.frames import Frame, Opcode
+from websockets.protocol import State
+from websockets.uri import parse_uri
 
 from streamport.gateway.signalr import MessageTooLarge, ProtocolError
 from streamport.gateway.signalr._framing import BinaryReader, TextReader, frame_binary, write_varint
+from streamport.gateway.signalr._rawsocket import ws_frame
 
 records = st.lists(st.binary().map(lambda b: b.replace(b"\x1e", b"")), max_size=20)
 
@@ -91,3 +96,20 @@ def test_binary_over_the_limit_and_bad_prefix() -> None:
     with pytest.raises(ProtocolError, match="2GB"):
         BinaryReader().feed(b"\x80\x80\x80\x80\x80\x01")  # six prefix bytes
     assert BinaryReader().feed(b"\x80") == []  # an incomplete prefix waits
+
+
+@pytest.mark.parametrize("size", [0, 125, 126, 65535, 65536, 200_000])
+@pytest.mark.parametrize("binary", [False, True])
+def test_ws_frame_is_read_back_by_a_websocket_client(size: int, binary: bool) -> None:
+    """The frames the raw WebSocket path writes, parsed by the `websockets` client's own parser
+    (the length encodings change at 126 and 65536 bytes)."""
+    client = ClientProtocol(parse_uri("ws://127.0.0.1/"), state=State.OPEN)
+    payload = bytes(i % 251 for i in range(size))
+    client.receive_data(ws_frame(payload, binary) + ws_frame(b"next", binary))
+    frames = [f for f in client.events_received() if isinstance(f, Frame)]
+    assert client.parser_exc is None
+    opcode = Opcode.BINARY if binary else Opcode.TEXT
+    assert [(f.opcode, f.fin, bytes(f.data)) for f in frames] == [
+        (opcode, True, payload),
+        (opcode, True, b"next"),
+    ]

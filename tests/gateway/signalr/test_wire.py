@@ -14,15 +14,17 @@ from websockets.typing import Origin
 
 from streamport.gateway.signalr import MetricEvent
 
+from .conftest import WS_PROTOCOLS
 from .rawclient import RS, RawConnection, negotiate, raw_connection, stalled_client
 from .support import FORBIDDEN_TOKEN, GOOD_TOKEN, RunningServer, running_server
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def strict_server() -> Iterator[RunningServer]:
+@pytest.fixture(scope="module", params=sorted(WS_PROTOCOLS))
+def strict_server(request: pytest.FixtureRequest) -> Iterator[RunningServer]:
     with running_server(
+        WS_PROTOCOLS[request.param],
         detailed_errors=True,
         max_message_size=1024,
         handshake_timeout=1.5,
@@ -580,9 +582,10 @@ async def test_outgoing_queue_overflow_closes_that_client(strict_server: Running
     assert strict_server.metrics[MetricEvent.OVERFLOW_CLOSE] == before + 1
 
 
-async def test_a_stalled_reader_does_not_hold_back_the_others() -> None:
+@pytest.mark.parametrize("ws", sorted(WS_PROTOCOLS))
+async def test_a_stalled_reader_does_not_hold_back_the_others(ws: str) -> None:
     count = 2000  # x 8 KiB = 16 MiB: far more than the buffers between server and stalled client
-    with running_server(outgoing_queue_messages=256) as server:
+    with running_server(WS_PROTOCOLS[ws], outgoing_queue_messages=256) as server:
         async with stalled_client(server.base), raw_connection(server.base) as reader:
             for _ in range(200):  # wait until the stalled client is connected (handshake done)
                 if len(server.server.connections) == 2:

@@ -48,6 +48,8 @@ transport, ``send(target, *args)`` (server push), ``send_prepared`` and ``abort(
 Sending never waits: each connection has a bounded outgoing queue, and a client that lets it fill is
 closed with an error (``MetricEvent.OVERFLOW_CLOSE``) so it never slows down the others. For fan-out, build
 one `PreparedMessage` and call ``ctx.send_prepared(msg)`` per receiver (or `SignalRServer.broadcast`).
+Under uvicorn, run with ``ws=WebSocketProtocol``: WebSocket frames are then written straight to the
+socket (a broadcast's frame built once for all receivers) instead of through one ASGI send each.
 
 See ``docs/signalr.md`` for options, authentication, CORS, metrics and the limits.
 """
@@ -72,9 +74,11 @@ from ._options import (
     Transport,
 )
 from ._protocol import HubProtocol, JsonHubProtocol, MessagePackHubProtocol, TransferFormat
+from ._rawsocket import RAW_EXTENSION, RawSocket, WebSocketProtocol
 from ._server import HubRoute, SignalRServer
 
 __all__ = [
+    "RAW_EXTENSION",
     "AuthRequest",
     "Authenticator",
     "ConnectionLost",
@@ -93,9 +97,11 @@ __all__ = [
     "PreparedBatch",
     "PreparedMessage",
     "ProtocolError",
+    "RawSocket",
     "ServerOptions",
     "SignalRServer",
     "TransferFormat",
     "Transport",
+    "WebSocketProtocol",
     "hub_method",
 ]

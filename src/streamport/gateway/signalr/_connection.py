@@ -46,6 +46,7 @@ from ._protocol import (
     handshake_error,
     parse_handshake,
 )
+from ._rawsocket import RawSocket, ws_frame
 
 log = logging.getLogger("streamport.gateway.signalr")
 
@@ -73,18 +74,23 @@ class PreparedMessage:
             ctx.send_prepared(msg)
     """
 
-    __slots__ = ("_cache", "args", "target")
+    __slots__ = ("_cache", "_frames", "args", "target")
 
     def __init__(self, target: str, args: list[Any] | tuple[Any, ...]) -> None:
         self.target = target
         self.args = args
         self._cache: dict[str, bytes] = {}
+        self._frames: dict[str, bytes] = {}
 
     def data_for(self, protocol: HubProtocol) -> bytes:
         data = self._cache.get(protocol.name)
         if data is None:
             data = self._cache[protocol.name] = protocol.invocation(self.target, self.args)
         return data
+
+    def frame_for(self, protocol: HubProtocol) -> bytes:
+        """`data_for` as one WebSocket frame, built once per protocol (see ``_rawsocket.py``)."""
+        return _frame_for(self._frames, self.data_for, protocol)
 
 
 class PreparedBatch:
@@ -95,11 +101,16 @@ class PreparedBatch:
     byte bound applies to the whole batch; its message bound counts the batch as one entry.
     """
 
-    __slots__ = ("_cache", "messages")
+    __slots__ = ("_cache", "_frames", "messages")
 
     def __init__(self, messages: list[PreparedMessage]) -> None:
         self.messages = messages
         self._cache: dict[str, bytes] = {}
+        self._frames: dict[str, bytes] = {}
+
+    def frame_for(self, protocol: HubProtocol) -> bytes:
+        """`data_for` as one WebSocket frame, built once per protocol (see ``_rawsocket.py``)."""
+        return _frame_for(self._frames, self.data_for, protocol)
 
     def data_for(self, protocol: HubProtocol) -> bytes:
         data = self._cache.get(protocol.name)
@@ -108,6 +119,16 @@ class PreparedBatch:
                 m.data_for(protocol) for m in self.messages
             )
         return data
+
+
+def _frame_for(
+    frames: dict[str, bytes], data_for: Callable[[HubProtocol], bytes], protocol: HubProtocol
+) -> bytes:
+    frame = frames.get(protocol.name)
+    if frame is None:
+        binary = protocol.transfer_format is TransferFormat.BINARY
+        frame = frames[protocol.name] = ws_frame(data_for(protocol), binary)
+    return frame
 
 
 class Context:
@@ -164,7 +185,7 @@ class Context:
         protocol = self._conn.protocol
         if protocol is None or self._conn.state is not ConnectionState.CONNECTED:
             return False
-        return self._conn.enqueue(message.data_for(protocol))
+        return self._conn.enqueue_prepared(message)
 
     def send_batch(self, batch: PreparedBatch) -> bool:
         """Queue several prepared messages at once (see `PreparedBatch`). On Long Polling each
@@ -175,7 +196,7 @@ class Context:
             return False
         if conn.transport is Transport.LONG_POLLING:
             return all(conn.enqueue(m.data_for(protocol)) for m in batch.messages)
-        return conn.enqueue(batch.data_for(protocol))
+        return conn.enqueue_prepared(batch)
 
     def abort(self) -> None:
         """Close the connection; the client is told not to reconnect (``allowReconnect`` absent)."""
@@ -295,6 +316,11 @@ class Connection:
         self._hub: object = None
         parallel = options.max_parallel_invocations
         self._slots = asyncio.Semaphore(parallel) if parallel > 1 else None
+        # WebSockets with a RawSocket (see _rawsocket.py): frames are written straight to the
+        # socket; what is queued goes out at the end of the loop turn (one frame for all of it)
+        self._raw: RawSocket | None = None
+        self._flush_pending = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- transport side ---------------------------------------------------------------------------------
     def start_transport(
@@ -309,6 +335,11 @@ class Connection:
         now = time.monotonic()
         self.transport_started = now
         self.last_received = now
+
+    def attach_raw(self, raw: RawSocket) -> None:
+        """Write this WebSocket's frames with `raw` (call before the transport reads anything)."""
+        self._raw = raw
+        self._loop = asyncio.get_running_loop()
 
     @property
     def finished(self) -> bool:
@@ -394,10 +425,65 @@ class Connection:
         self._push(data)
         return True
 
+    def enqueue_prepared(self, prepared: PreparedMessage | PreparedBatch) -> bool:
+        """`enqueue` for a broadcast: on a raw WebSocket with nothing queued and room in the socket
+        buffer, the prepared frame (built once for every receiver) is written at once."""
+        protocol = self.protocol
+        if self.state is ConnectionState.CLOSED or protocol is None:
+            return False
+        raw = self._raw
+        if raw is not None and not self._outbox and raw.writable():
+            frame = prepared.frame_for(protocol)
+            if len(frame) <= self.options.outgoing_queue_bytes and raw.write(frame):
+                self.last_sent = time.monotonic()
+                return True
+        return self.enqueue(prepared.data_for(protocol))
+
     def _push(self, data: bytes) -> None:
         self._outbox.append(data)
         self._outbox_bytes += len(data)
-        self._wake.set()
+        if self._raw is None:
+            self._wake.set()
+        elif not self._flush_pending:
+            assert self._loop is not None
+            self._flush_pending = True
+            self._loop.call_soon(self._flush_raw)
+
+    def _flush_raw(self) -> None:
+        """Raw WebSocket: write what is queued, as few frames as `max_batch_bytes` allows. When the
+        socket buffer is full, the transport's writer task (`drain_raw`) takes over."""
+        self._flush_pending = False
+        raw = self._raw
+        assert raw is not None
+        protocol = self.protocol
+        binary = protocol is not None and protocol.transfer_format is TransferFormat.BINARY
+        while self._outbox:
+            if not raw.writable():
+                self._wake.set()
+                return
+            data = self._take(self.options.max_batch_bytes, single=False)
+            if not raw.write(ws_frame(data, binary)):
+                self._outbox.clear()  # the socket is closing: the reader sees the disconnect
+                self._outbox_bytes = 0
+                return
+            self.last_sent = time.monotonic()
+
+    async def drain_raw(self) -> None:
+        """The writer task of a raw WebSocket: sends what waited for room in the socket buffer;
+        returns once the connection is closed and everything queued is written."""
+        raw = self._raw
+        assert raw is not None
+        while True:
+            if self._outbox:
+                if raw.writable():
+                    self._flush_raw()
+                else:
+                    await raw.wait_writable()
+                continue
+            if self.state is ConnectionState.CLOSED:
+                return
+            self._wake.clear()
+            await self._wake.wait()
 
     def _overflow(self) -> None:
         self._metrics.count(MetricEvent.OVERFLOW_CLOSE)

@@ -16,6 +16,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from ._connection import Connection
 from ._protocol import TransferFormat
+from ._rawsocket import raw_socket
 
 log = logging.getLogger("streamport.gateway.signalr")
 
@@ -41,8 +42,14 @@ async def _cut_after(conn: Connection, writer: asyncio.Task[None], grace: float)
 
 
 async def serve_websocket(conn: Connection, websocket: WebSocket) -> None:
-    """Run a WebSocket transport until the connection or the socket closes."""
+    """Run a WebSocket transport until the connection or the socket closes.
+
+    With the server's ``streamport.websocket.raw`` extension (`_rawsocket.py`) frames are written
+    straight to the socket by whoever queues them; the writer task only waits for room."""
+    raw = raw_socket(websocket.scope)
     await websocket.accept()
+    if raw is not None:
+        conn.attach_raw(raw)
 
     async def read() -> None:
         try:
@@ -60,16 +67,16 @@ async def serve_websocket(conn: Connection, websocket: WebSocket) -> None:
     async def write() -> None:
         binary = False
         try:
-            while True:
-                batch = await conn.next_batch()
-                if batch is None:
-                    break
-                if conn.protocol is not None:
-                    binary = conn.protocol.transfer_format is TransferFormat.BINARY
-                if binary:
-                    await websocket.send_bytes(batch)
-                else:
-                    await websocket.send_text(batch.decode())
+            if raw is not None:
+                await conn.drain_raw()
+            else:
+                while (batch := await conn.next_batch()) is not None:
+                    if conn.protocol is not None:
+                        binary = conn.protocol.transfer_format is TransferFormat.BINARY
+                    if binary:
+                        await websocket.send_bytes(batch)
+                    else:
+                        await websocket.send_text(batch.decode())
             if websocket.application_state is WebSocketState.CONNECTED:
                 await websocket.close(1000)
         except (OSError, RuntimeError, WebSocketDisconnect) as exc:  # the socket is gone
