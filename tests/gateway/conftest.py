@@ -21,6 +21,7 @@ from streamport.broker import Broker, ConsumedRecord
 from streamport.broker.embedded import EmbeddedBroker
 from streamport.gateway.app import create_app
 from streamport.gateway.auth import TokenStore
+from streamport.gateway.signalr import WebSocketProtocol
 from streamport.settings import Settings
 from tests.services.ports import free_port
 
@@ -61,7 +62,13 @@ async def run_gateway(
     app = create_app(settings, broker, tokens=tokens)
     port = free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", ws_ping_interval=None, lifespan="on"
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        ws_ping_interval=None,
+        lifespan="on",
+        ws=WebSocketProtocol,  # as `streamport up`
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

@@ -16,6 +16,7 @@ from streamport.errors import DataDirError
 from streamport.gateway.app import create_app
 from streamport.gateway.auth import TOKENS_FILE, TokenStore
 from streamport.gateway.http.webhooks import SEEN_DIR, WEBHOOKS_FILE
+from streamport.gateway.signalr import WebSocketProtocol
 from streamport.settings import Settings
 
 ENDPOINTS = [
@@ -128,6 +129,7 @@ async def _run(settings: Settings, broker: Broker, sock: socket.socket) -> None:
             app,
             log_level=settings.log_level,
             ws_ping_interval=None,  # SignalR keeps alive with hub Pings; signalrcore breaks on WS pings
+            ws=WebSocketProtocol,  # SignalR writes its frames straight to the socket (fan-out)
             ws_max_size=max(settings.max_body_bytes, 16 * 1024 * 1024),
             lifespan="on",
             access_log=False,
