@@ -92,6 +92,7 @@ def serve(port: int, data_dir: str, flush_chunk: int, switch_interval: float, di
 
     from streamport.broker.embedded import EmbeddedBroker
     from streamport.gateway.app import create_app
+    from streamport.gateway.signalr import WebSocketProtocol
     from streamport.settings import Settings
 
     settings = Settings(data_dir=Path(data_dir), auth=False, host="127.0.0.1", port=port)
@@ -116,6 +117,7 @@ def serve(port: int, data_dir: str, flush_chunk: int, switch_interval: float, di
         log_level="warning",
         ws_ping_interval=None,
         access_log=False,
+        ws=WebSocketProtocol,  # as `streamport up`
     )
 
 
@@ -387,7 +389,10 @@ async def readers_main(url: str, count: int, first: int, sample: int, seconds: f
 # -- this process: the writer, the phases and the report ----------------------------------------
 
 
-async def write(url: str, rate: float, seconds: float, acks: list[float]) -> int:
+async def write(
+    url: str, rate: float, seconds: float, acks: list[float], phase: float, go: asyncio.Barrier
+) -> int:
+    """One writer connection: `rate` events/s, its first `phase` s after every writer is ready."""
     import websockets
 
     sent = 0
@@ -412,7 +417,9 @@ async def write(url: str, rate: float, seconds: float, acks: list[float]) -> int
                     acks.append((now - sent_at.pop(ack, now)) / 1e6)
 
         drainer = asyncio.create_task(drain())
-        start = time.monotonic()
+        await go.wait()
+        start = time.monotonic() + phase
+        await asyncio.sleep(phase)
         while time.monotonic() - start < seconds:
             sent += 1
             now = time.time_ns()
@@ -432,10 +439,16 @@ async def write(url: str, rate: float, seconds: float, acks: list[float]) -> int
 
 
 async def write_all(url: str, rate: int, writers: int, seconds: float) -> tuple[int, list[float]]:
-    """Events sent, and the writer hub's acknowledgement times (send -> Completion) in ms."""
+    """Events sent, and the writer hub's acknowledgement times (send -> Completion) in ms.
+
+    The writers' schedules are spread evenly over one period (writer i starts i/rate s after the
+    others are ready), so together they write a steady `rate` events/s. (Started in step, the 100
+    writers sent in bursts of 100 every 100 ms: 1,000 events/s on average, but every event of a
+    burst queued behind the 99 others on the way in and out of the gateway.)"""
     acks: list[float] = []
+    go = asyncio.Barrier(writers)
     counts = await asyncio.gather(
-        *(write(url, rate / writers, seconds, acks) for _ in range(writers))
+        *(write(url, rate / writers, seconds, acks, i / rate, go) for i in range(writers))
     )
     return sum(counts), sorted(acks)
 

@@ -11,6 +11,7 @@ import uvicorn
 
 from streamport.broker.embedded import EmbeddedBroker
 from streamport.gateway.app import create_app
+from streamport.gateway.signalr import WebSocketProtocol
 from streamport.settings import Settings
 
 
@@ -32,6 +33,7 @@ def main() -> None:
         ws_ping_interval=None,
         access_log=False,
         loop="uvloop",
+        ws=WebSocketProtocol,  # as `streamport up`
     )
     _Ready(config).run()
 
