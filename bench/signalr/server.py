@@ -31,6 +31,7 @@ from streamport.gateway.signalr import (
     MetricEvent,
     ServerOptions,
     SignalRServer,
+    WebSocketProtocol,
     hub_method,
 )
 
@@ -111,7 +112,12 @@ def main() -> None:
         lifespan=server.lifespan,
     )
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=args.port, ws_ping_interval=None, log_level="warning"
+        app,
+        host="127.0.0.1",
+        port=args.port,
+        ws_ping_interval=None,
+        log_level="warning",
+        ws=WebSocketProtocol,  # as `streamport up`; the raw endpoint does not use its extension
     )
     uv = uvicorn.Server(config)
 
