@@ -4,7 +4,8 @@
   ``StreamEnd``;
 * :mod:`~streamport.model.definitions` - parameter and event definitions (group trees);
 * :mod:`~streamport.model.envelope` - ``encode`` / ``decode`` of Kafka message values;
-* :mod:`~streamport.model.api` - Writer API bodies -> models, models -> Reader API payloads.
+* :mod:`~streamport.model.api` - Writer API bodies -> models, models -> Reader API payloads;
+* :mod:`~streamport.model.spliced` - a ParameterData body straight to its envelope.
 """
 
 from streamport.model.api import (
@@ -35,6 +36,7 @@ from streamport.model.definitions import (
 )
 from streamport.model.envelope import decode, encode, encode_headers_form, encode_value
 from streamport.model.message import MODEL_KEYS, Message, model_key
+from streamport.model.spliced import parameter_data_envelope
 
 __all__ = [
     "MODEL_KEYS",
@@ -58,6 +60,7 @@ __all__ = [
     "format_datetime",
     "model_key",
     "normalize_location",
+    "parameter_data_envelope",
     "parse_event_data",
     "parse_event_definitions",
     "parse_parameter_data",

@@ -134,9 +134,16 @@ class Writer:
 
     async def write(self, topic: str, stream_id: str, *messages: Message) -> list[RecordMetadata]:
         """Write `messages` of stream `stream_id` to `topic`, in order, durably."""
+        return await self.write_encoded(topic, stream_id, *map(encode, messages))
+
+    async def write_encoded(
+        self, topic: str, stream_id: str, *values: bytes
+    ) -> list[RecordMetadata]:
+        """`write` for messages already in the envelope, e.g. by
+        :func:`~streamport.model.spliced.parameter_data_envelope`."""
         check_stream_id(stream_id)
         key = stream_id.encode()
-        return await self.produce(topic, [Record(value=encode(m), key=key) for m in messages])
+        return await self.produce(topic, [Record(value=value, key=key) for value in values])
 
     async def create_stream(self, topic: str, properties: StreamProperties | None = None) -> str:
         """Start a new stream with a fresh id; its properties make it visible to readers."""

@@ -29,9 +29,9 @@ from streamport.gateway.http.records import parse_records
 from streamport.gateway.state import GatewayApp, state_of
 from streamport.model import (
     StreamEndType,
+    parameter_data_envelope,
     parse_event_data,
     parse_event_definitions,
-    parse_parameter_data,
     parse_parameter_definitions,
     parse_stream_details,
 )
@@ -97,7 +97,7 @@ async def _write_data(request: Request, topic: str, stream_id: str, kind: str) -
         # One message per request: a list is written as "EventData[]", one event as "EventData".
         await writer.write(topic, stream_id, events if len(events) != 1 else events[0])
     else:
-        await writer.write(topic, stream_id, parse_parameter_data(body))
+        await writer.write_encoded(topic, stream_id, parameter_data_envelope(body))
 
 
 async def send_parameter_data(request: Request) -> Response:

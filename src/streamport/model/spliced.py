@@ -1,0 +1,120 @@
+"""ParameterData body -> envelope bytes, reusing the body's own number text where that is safe.
+
+Decoding 5,000 floats into Python and encoding them again is most of the cost of a batched
+``parameters/data`` write (about 0.6 ms of a 49 KB body); the numbers themselves do not change
+on the way. :func:`parameter_data_envelope` lets msgspec check the JSON syntax of the whole body
+(skipping the value columns as ``Raw``), proves with a few byte scans that each numeric column
+is a flat array of floats and nulls of the right length, and splices the column text into the
+envelope unchanged. Any doubt - PascalCase or mixed-case keys, an integer or exponent in a
+numeric column, a non-zero epoch, unknown fields - takes the exact path
+(:func:`~streamport.model.api.parse_parameter_data` then :func:`~streamport.model.envelope.encode`),
+which also produces the error naming the bad field. Either path yields a value that decodes to
+the same :class:`~streamport.model.data.TimeseriesData`.
+
+Example::
+
+    value = parameter_data_envelope(b'{"timestamps":[1,2],"numericValues":{"v":[1.5,null]}}')
+    assert decode(value) == TimeseriesData(timestamps=[1, 2], numeric_values={"v": [1.5, None]})
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+from streamport.model.api import parse_parameter_data
+from streamport.model.data import INT64_MAX, INT64_MIN
+from streamport.model.envelope import encode
+
+__all__ = ["parameter_data_envelope"]
+
+
+class _Columns(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
+    """A ParameterData body whose numeric columns and timestamps stay undecoded."""
+
+    epoch: int | None = None
+    timestamps: msgspec.Raw = msgspec.Raw()
+    numeric_values: dict[str, msgspec.Raw] | None = None
+    string_values: dict[str, list[str | None]] | None = None
+    binary_values: dict[str, list[bytes | None]] | None = None
+    tag_values: dict[str, list[str | None]] | None = None
+
+
+class _Wire(msgspec.Struct, rename="pascal"):
+    """The field order and names of TimeseriesData on the wire, with raw columns."""
+
+    epoch: int
+    timestamps: msgspec.Raw
+    numeric_values: dict[str, msgspec.Raw]
+    string_values: dict[str, list[str | None]]
+    binary_values: dict[str, list[bytes | None]]
+    tag_values: dict[str, list[str | None]]
+
+
+_columns = msgspec.json.Decoder(_Columns)
+_timestamps = msgspec.json.Decoder(list[Annotated[int, msgspec.Meta(ge=INT64_MIN, le=INT64_MAX)]])
+_encoder = msgspec.json.Encoder()
+_HEAD = b'{"C":"JT","K":"ParameterData","V":'
+
+
+def parameter_data_envelope(body: object) -> bytes:
+    """The envelope :func:`encode` writes for the ParameterData `body` (JSON bytes or a decoded
+    value); raise :class:`~streamport.errors.ValidationError` naming the field for bad input."""
+    value = _spliced(body) if isinstance(body, bytes) else None
+    if value is None:
+        return encode(parse_parameter_data(body))
+    start = len(_HEAD)
+    return b'%s%s,"S":%d,"E":%d}' % (_HEAD, value, start, start + len(value))
+
+
+def _spliced(body: bytes) -> bytes | None:
+    """The model JSON with the body's column text spliced in, or None to take the exact path."""
+    try:
+        columns = _columns.decode(body)
+    except msgspec.DecodeError:
+        return None
+    if columns.epoch or not columns.timestamps:
+        return None
+    try:
+        count = len(_timestamps.decode(columns.timestamps))
+    except msgspec.DecodeError:  # not integers, or outside int64
+        return None
+    numeric = columns.numeric_values or {}
+    strings = columns.string_values or {}
+    binaries = columns.binary_values or {}
+    tags = columns.tag_values or {}
+    if not all(_floats(bytes(values), count) for values in numeric.values()):
+        return None
+    if any(
+        len(values) != count for group in (strings, binaries, tags) for values in group.values()
+    ):
+        return None
+    if any("/" in pid or "\\" in pid for group in (numeric, strings, binaries) for pid in group):
+        return None
+    return _encoder.encode(_Wire(0, columns.timestamps, numeric, strings, binaries, tags))
+
+
+def _flat(text: bytes, excluded: tuple[bytes, ...]) -> int | None:
+    """How many elements the JSON value `text` (its syntax already checked) holds if it is an
+    array with none of the `excluded` bytes and nothing nested; else None."""
+    if text[:1] != b"[" or text.find(b"[", 1) != -1 or any(c in text for c in excluded):
+        return None
+    return text.count(b",") + 1 if text[1:-1].strip() else 0
+
+
+# No quote, brace, t or f: no strings, objects, true or false. No e: no exponents.
+_NOT_FLOATS = (b'"', b"{", b"t", b"f", b"e", b"E")
+
+
+def _floats(text: bytes, count: int) -> bool:
+    """Whether `text` is a flat array of `count` floats written with a decimal point, and nulls.
+
+    As a number has at most one point, points plus nulls make `count` only if every number has
+    one. Integers (``3``) and exponents take the exact path, so every number on the wire reads
+    back as a float in any JSON reader, as it would after decoding and encoding.
+    """
+    if _flat(text, _NOT_FLOATS) != count:
+        return False
+    nulls = text.count(b"null") if b"n" in text else 0  # no n, no null: a quick look first
+    return text.count(b".") + nulls == count
