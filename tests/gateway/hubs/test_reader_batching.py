@@ -166,13 +166,15 @@ async def test_a_stalled_reader_is_closed_and_never_holds_up_the_others(gateway:
             "type": 3,
             "invocationId": "1",
         }
+        # the reader keeps up: it reads while the data is produced
+        reading = asyncio.create_task(event_frames(reader, count))
         for start in range(0, count, 10):
             batch = [
                 Record(encode(EventData(id="E", timestamp=i, value=f"{i} {big}")), key=b"s")
                 for i in range(start, start + 10)
             ]
             await gateway.broker.produce("t", batch)
-        frames = await event_frames(reader, count)
+        frames = await reading
         values = [m["arguments"][0]["value"].split()[0] for f in frames for m in f]
         assert values == [str(i) for i in range(count)]
         # the server closed the stalled connection: what is left to read ends in EOF, well

@@ -81,6 +81,12 @@ class TestHub:
         batch = PreparedBatch([PreparedMessage("Batch", [i]) for i in range(count)])
         return self.ctx.send_batch(batch)
 
+    @hub_method("PushBigBatch")
+    async def push_big_batch(self, count: int, size: int) -> bool:
+        """Pushes ``count`` messages of ``size`` characters as one `PreparedBatch`."""
+        batch = PreparedBatch([PreparedMessage("Big", [i, "x" * size]) for i in range(count)])
+        return self.ctx.send_batch(batch)
+
     async def slow(self, seconds: float) -> str:
         await asyncio.sleep(seconds)
         return "done"

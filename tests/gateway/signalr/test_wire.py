@@ -609,3 +609,48 @@ async def test_a_stalled_reader_does_not_hold_back_the_others(ws: str) -> None:
             # the stalled client was dropped on the way: it took fewer messages than the reader
             assert message["invocationId"] == "1" and count < message["result"] < 2 * count
         assert server.metrics[MetricEvent.OVERFLOW_CLOSE] == 1
+
+
+@pytest.mark.parametrize("ws", sorted(WS_PROTOCOLS))
+async def test_incoming_queue_full_pauses_reading_and_loses_nothing(ws: str) -> None:
+    """Far more invocations than the incoming queue holds, while the hub is busy: the server
+    stops reading until the dispatcher makes room, then every one is answered, in order."""
+    count = 300
+    with running_server(WS_PROTOCOLS[ws], incoming_queue_messages=4) as server:
+        async with raw_connection(server.base) as conn:
+            await conn.send_json(
+                {"type": 1, "invocationId": "slow", "target": "Slow", "arguments": [0.3]}
+            )
+            for i in range(count):
+                await conn.send_json(
+                    {"type": 1, "invocationId": str(i), "target": "Echo", "arguments": [i]}
+                )
+            first = await conn.recv_skip_pings()
+            assert first == {"type": 3, "invocationId": "slow", "result": "done"}
+            for i in range(count):
+                assert await conn.recv_skip_pings() == {
+                    "type": 3,
+                    "invocationId": str(i),
+                    "result": i,
+                }
+
+
+@pytest.mark.parametrize("ws", sorted(WS_PROTOCOLS))
+async def test_a_big_batch_goes_in_frames_of_at_most_max_batch_bytes(ws: str) -> None:
+    """A `PreparedBatch` larger than ``max_batch_bytes`` is cut between messages (clients limit
+    frame sizes: the `websockets` client to 1 MiB by default)."""
+    limit = 64 * 1024
+    with running_server(WS_PROTOCOLS[ws], max_batch_bytes=limit) as server:
+        async with raw_connection(server.base) as conn:
+            await conn.send_json(
+                {"type": 1, "invocationId": "1", "target": "PushBigBatch", "arguments": [40, 9000]}
+            )
+            frames = [str(await conn.ws.recv())]
+            while '"invocationId":"1"' not in frames[-1]:  # the completion, maybe in the last
+                frames.append(str(await conn.ws.recv()))
+            assert len(frames) >= 6  # 40 x ~9 KB = ~360 KB in frames of 64 KiB at most
+            assert all(len(f.encode()) <= limit and f.endswith(RS) for f in frames)
+            messages = [json.loads(part) for f in frames for part in f.split(RS) if part]
+            assert messages.pop() == {"type": 3, "invocationId": "1", "result": True}
+            assert [m["arguments"][0] for m in messages] == list(range(40))
+            assert all(m["arguments"][1] == "x" * 9000 for m in messages)

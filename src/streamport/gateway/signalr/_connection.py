@@ -35,7 +35,7 @@ from streamport.errors import StreamportError
 
 from ._framing import RS, MessageTooLarge, ProtocolError
 from ._hub import HubError, HubMethod, HubMethods, MethodKind, methods_of
-from ._messages import CancelInvocation, Close, Completion, HubMessage, Invocation, Ping, StreamItem
+from ._messages import CancelInvocation, Close, Completion, HubMessage, Invocation, StreamItem
 from ._options import MetricEvent, ServerOptions, Transport
 from ._protocol import (
     HANDSHAKE_OK,
@@ -88,29 +88,69 @@ class PreparedMessage:
             data = self._cache[protocol.name] = protocol.invocation(self.target, self.args)
         return data
 
-    def frame_for(self, protocol: HubProtocol) -> bytes:
+    def parts_for(self, protocol: HubProtocol, max_bytes: int) -> list[bytes]:
+        """The outgoing-queue entries: the one message (never split)."""
+        return [self.data_for(protocol)]
+
+    def frame_for(self, protocol: HubProtocol, max_bytes: int) -> bytes:
         """`data_for` as one WebSocket frame, built once per protocol (see ``_rawsocket.py``)."""
-        return _frame_for(self._frames, self.data_for, protocol)
+        frame = self._frames.get(protocol.name)
+        if frame is None:
+            binary = protocol.transfer_format is TransferFormat.BINARY
+            frame = self._frames[protocol.name] = ws_frame(self.data_for(protocol), binary)
+        return frame
 
 
 class PreparedBatch:
     """Several `PreparedMessage` for the same receivers, joined once per hub protocol.
 
     `Context.send_batch` queues the joined bytes as ONE outgoing-queue entry (one wake-up of the
-    connection's writer, usually one frame); the messages stay complete and in order. The queue's
-    byte bound applies to the whole batch; its message bound counts the batch as one entry.
+    connection's writer, one frame) when they fit in ``max_batch_bytes``, else as a few entries of
+    up to that size, cut between messages; the messages stay complete and in order. The queue's
+    byte bound applies to the whole batch; its message bound counts the entries.
     """
 
-    __slots__ = ("_cache", "_frames", "messages")
+    __slots__ = ("_cache", "_frames", "_parts", "messages")
 
     def __init__(self, messages: list[PreparedMessage]) -> None:
         self.messages = messages
         self._cache: dict[str, bytes] = {}
-        self._frames: dict[str, bytes] = {}
+        self._parts: dict[tuple[str, int], list[bytes]] = {}
+        self._frames: dict[tuple[str, int], bytes] = {}
 
-    def frame_for(self, protocol: HubProtocol) -> bytes:
-        """`data_for` as one WebSocket frame, built once per protocol (see ``_rawsocket.py``)."""
-        return _frame_for(self._frames, self.data_for, protocol)
+    def parts_for(self, protocol: HubProtocol, max_bytes: int) -> list[bytes]:
+        """The joined messages in pieces of at most `max_bytes` (a larger message alone), cut
+        between messages; built once per protocol."""
+        key = (protocol.name, max_bytes)
+        parts = self._parts.get(key)
+        if parts is None:
+            whole = self.data_for(protocol)
+            if len(whole) <= max_bytes:
+                parts = [whole]
+            else:
+                parts = []
+                group: list[bytes] = []
+                size = 0
+                for m in self.messages:
+                    data = m.data_for(protocol)
+                    if group and size + len(data) > max_bytes:
+                        parts.append(b"".join(group))
+                        group, size = [], 0
+                    group.append(data)
+                    size += len(data)
+                parts.append(b"".join(group))
+            self._parts[key] = parts
+        return parts
+
+    def frame_for(self, protocol: HubProtocol, max_bytes: int) -> bytes:
+        """`parts_for` as WebSocket frames (one per part, back to back), built once per protocol."""
+        key = (protocol.name, max_bytes)
+        frames = self._frames.get(key)
+        if frames is None:
+            binary = protocol.transfer_format is TransferFormat.BINARY
+            parts = self.parts_for(protocol, max_bytes)
+            frames = self._frames[key] = b"".join(ws_frame(part, binary) for part in parts)
+        return frames
 
     def data_for(self, protocol: HubProtocol) -> bytes:
         data = self._cache.get(protocol.name)
@@ -119,16 +159,6 @@ class PreparedBatch:
                 m.data_for(protocol) for m in self.messages
             )
         return data
-
-
-def _frame_for(
-    frames: dict[str, bytes], data_for: Callable[[HubProtocol], bytes], protocol: HubProtocol
-) -> bytes:
-    frame = frames.get(protocol.name)
-    if frame is None:
-        binary = protocol.transfer_format is TransferFormat.BINARY
-        frame = frames[protocol.name] = ws_frame(data_for(protocol), binary)
-    return frame
 
 
 class Context:
@@ -206,7 +236,7 @@ class Context:
 class _Inbox:
     """A small bounded FIFO with a close; cheaper than asyncio.Queue plus a second wake-up source."""
 
-    __slots__ = ("_closed", "_items", "_limit", "_not_empty", "_not_full")
+    __slots__ = ("_closed", "_items", "_limit", "_not_empty", "_not_full", "on_room")
 
     def __init__(self, limit: int) -> None:
         self._items: collections.deque[HubMessage] = collections.deque()
@@ -214,6 +244,17 @@ class _Inbox:
         self._not_empty = asyncio.Event()
         self._not_full = asyncio.Event()
         self._closed = False
+        self.on_room: Callable[[], None] | None = None  # called when `get` makes room again
+
+    def full(self) -> bool:
+        return len(self._items) >= self._limit
+
+    def push(self, item: HubMessage) -> None:
+        """Add without waiting (the raw WebSocket reader; it stops reading once `full`)."""
+        if self._closed:
+            return
+        self._items.append(item)
+        self._not_empty.set()
 
     async def put(self, item: HubMessage) -> None:
         while len(self._items) >= self._limit and not self._closed:
@@ -232,6 +273,8 @@ class _Inbox:
             await self._not_empty.wait()
         item = self._items.popleft()
         self._not_full.set()
+        if self.on_room is not None and len(self._items) == self._limit - 1:
+            self.on_room()
         return item
 
     def close(self) -> None:
@@ -337,9 +380,12 @@ class Connection:
         self.last_received = now
 
     def attach_raw(self, raw: RawSocket) -> None:
-        """Write this WebSocket's frames with `raw` (call before the transport reads anything)."""
+        """Write this WebSocket's frames with `raw`, and take what arrives straight from it (call
+        before the socket is accepted)."""
         self._raw = raw
         self._loop = asyncio.get_running_loop()
+        self._inbox.on_room = raw.resume_reading
+        raw.receive_into(self.receive_nowait)
 
     @property
     def finished(self) -> bool:
@@ -353,37 +399,54 @@ class Connection:
 
     async def receive(self, data: bytes) -> None:
         """Bytes from the client, in whatever pieces the transport got them."""
+        for msg in self._parse(data):
+            await self._inbox.put(msg)
+
+    def receive_nowait(self, data: bytes) -> bool:
+        """`receive` for a raw WebSocket (called from the socket's protocol): the messages go into
+        the incoming queue at once. False when the queue is full: the caller stops reading the
+        socket until `on_room` (set by the transport) is called. The queue then holds at most its
+        limit plus the messages of one frame."""
+        inbox = self._inbox
+        for msg in self._parse(data):
+            inbox.push(msg)
+        return not inbox.full()
+
+    def _parse(self, data: bytes) -> list[HubMessage]:
+        """The messages in `data` the dispatcher must see; handles the rest (handshake, pings,
+        cancellation, close, bad input) on the spot."""
         if self.state is ConnectionState.CLOSED:
-            return
+            return []
         self.last_received = time.monotonic()
         try:
             if self._reader is None:
                 rest = self._handshake(data)
                 if rest is None or self._reader is None:
-                    return
+                    return []
                 data = rest
             messages = self._reader.feed(data)
         except MessageTooLarge as exc:
             self._metrics.count(MetricEvent.MESSAGE_TOO_LARGE)
             self.close(self._error_text(CLOSED_WITH_ERROR, "InvalidDataException", exc.message))
-            return
+            return []
         except ProtocolError as exc:
             self._metrics.count(MetricEvent.BAD_FRAME)
             log.info("connection %s: bad message: %s", self.connection_id, exc.message)
             self.close(self._error_text(CLOSED_WITH_ERROR, "InvalidDataException", exc.message))
-            return
+            return []
+        out: list[HubMessage] = []
         for msg in messages:
-            if isinstance(msg, Ping):
-                continue
-            if isinstance(msg, CancelInvocation):
+            if isinstance(msg, Invocation | StreamItem | Completion):
+                out.append(msg)
+            elif isinstance(msg, CancelInvocation):
                 self._cancel_stream(msg.invocation_id)
             elif isinstance(msg, Close):
                 # the client leaves gracefully: nothing more is sent, on_disconnected gets no error
                 self.close(send_close=False)
-                return
-            elif isinstance(msg, Invocation | StreamItem | Completion):
-                await self._inbox.put(msg)
-            # Ack / Sequence only matter with stateful reconnect, which this server does not offer
+                return []
+            # Ping: nothing to do; Ack / Sequence only matter with stateful reconnect, which
+            # this server does not offer
+        return out
 
     def _handshake(self, data: bytes) -> bytes | None:
         buf = self._handshake_buffer
@@ -431,13 +494,14 @@ class Connection:
         protocol = self.protocol
         if self.state is ConnectionState.CLOSED or protocol is None:
             return False
+        max_bytes = self.options.max_batch_bytes
         raw = self._raw
         if raw is not None and not self._outbox and raw.writable():
-            frame = prepared.frame_for(protocol)
+            frame = prepared.frame_for(protocol, max_bytes)
             if len(frame) <= self.options.outgoing_queue_bytes and raw.write(frame):
                 self.last_sent = time.monotonic()
                 return True
-        return self.enqueue(prepared.data_for(protocol))
+        return all(self.enqueue(part) for part in prepared.parts_for(protocol, max_bytes))
 
     def _push(self, data: bytes) -> None:
         self._outbox.append(data)

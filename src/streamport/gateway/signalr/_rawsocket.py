@@ -20,6 +20,7 @@ because every write is one whole frame, on the event loop's thread.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -55,14 +56,31 @@ class RawSocket(Protocol):
     def write(self, frame: bytes) -> bool:
         """Write one complete frame now; False (nothing written) once the socket is closing."""
 
+    def receive_into(self, sink: Callable[[bytes], bool]) -> None:
+        """From now on hand each data message's payload to `sink` instead of the ASGI receive
+        queue (disconnects still arrive there). When `sink` returns False the socket stops being
+        read until `resume_reading`."""
+
+    def resume_reading(self) -> None:
+        """Read the socket again (after `sink` returned False)."""
+
 
 class _UvicornRaw:
     """`RawSocket` over one `WebSocketProtocol` connection."""
 
     __slots__ = ("_protocol",)
 
-    def __init__(self, protocol: WebSocketsSansIOProtocol) -> None:
+    def __init__(self, protocol: WebSocketProtocol) -> None:
         self._protocol = protocol
+
+    def receive_into(self, sink: Callable[[bytes], bool]) -> None:
+        self._protocol.sink = sink
+
+    def resume_reading(self) -> None:
+        p = self._protocol
+        if p.read_paused and not p.disconnected:
+            p.read_paused = False
+            p.transport.resume_reading()
 
     def writable(self) -> bool:
         return self._protocol.writable.is_set()
@@ -89,6 +107,20 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
 
     ``uvicorn.Config(app, ws=WebSocketProtocol, ...)``; everything else behaves as uvicorn's own.
     """
+
+    sink: Callable[[bytes], bool] | None = None  # set by `RawSocket.receive_into`
+
+    def send_receive_event_to_app(self) -> None:
+        sink = self.sink
+        if sink is None or self.close_sent:
+            super().send_receive_event_to_app()
+            return
+        frames = self.frames
+        data = frames[0] if len(frames) == 1 else b"".join(frames)
+        self.frames = []
+        if not sink(data if type(data) is bytes else bytes(data)) and not self.read_paused:
+            self.read_paused = True
+            self.transport.pause_reading()
 
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)

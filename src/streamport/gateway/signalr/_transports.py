@@ -45,11 +45,13 @@ async def serve_websocket(conn: Connection, websocket: WebSocket) -> None:
     """Run a WebSocket transport until the connection or the socket closes.
 
     With the server's ``streamport.websocket.raw`` extension (`_rawsocket.py`) frames are written
-    straight to the socket by whoever queues them; the writer task only waits for room."""
+    straight to the socket by whoever queues them (the writer task only waits for room), and the
+    messages that arrive go straight into the connection's incoming queue (the reader task only
+    sees the disconnect)."""
     raw = raw_socket(websocket.scope)
-    await websocket.accept()
     if raw is not None:
-        conn.attach_raw(raw)
+        conn.attach_raw(raw)  # before the accept: every data frame goes to the connection
+    await websocket.accept()
 
     async def read() -> None:
         try:
