@@ -267,3 +267,44 @@ async def test_config_error_stops_the_destination(gateway: Gateway) -> None:
         await Runner(Misconfigured(config)).run(timeout=60, count=2)
     assert await gateway.broker.committed("g7", "in7") == {}
     assert "in7-dead-letter" not in [t.name for t in await gateway.broker.list_topics()]
+
+
+async def test_batches_read_ahead_are_prepared_before_they_are_written(gateway: Gateway) -> None:
+    # prepare() gets each batch the framework read ahead (all but the first) before write()
+    # gets that very batch; a prepare() that fails changes nothing.
+    class Preparing(ListDestination):
+        def __init__(self, config: ListConfig) -> None:
+            super().__init__(config)
+            self.prepared: list[list[SinkRecord]] = []
+            self.written: list[list[SinkRecord]] = []
+
+        def prepare(self, batch: list[SinkRecord]) -> None:
+            self.prepared.append(batch)
+            if len(self.prepared) == 2:
+                raise ValueError("ignored")
+
+        async def write(self, batch: list[SinkRecord]) -> None:
+            self.written.append(batch)
+            await super().write(batch)
+
+    await put(gateway, "in-prep", [b'{"n":%d}' % n for n in range(10)])
+    config = ListConfig(input_topic="in-prep", group="g-prep", batch_size=3, **platform(gateway))
+    dest = Preparing(config)
+    result = await Runner(dest).run(timeout=20, count=10)
+    assert result.records_out == 10
+    assert dest.kept == [{"n": n} for n in range(10)]
+    assert [len(b) for b in dest.written] == [3, 3, 3, 1]
+    assert dest.prepared == dest.written[1:]
+    assert [r.offset for r in dest.written[1]] == [3, 4, 5]
+    assert await gateway.broker.committed("g-prep", "in-prep") == {0: 10}
+
+
+def test_batch_of_builds_what_of_builds() -> None:
+    from streamport.broker import ConsumedRecord
+
+    records = [
+        ConsumedRecord("t", 1, 7, b"k", b"v", (("h", b"x"),), 123),
+        ConsumedRecord("t", 0, 8, None, b"", (), 0),
+    ]
+    assert SinkRecord.batch_of(records) == [SinkRecord.of(r) for r in records]
+    assert SinkRecord.batch_of([]) == []

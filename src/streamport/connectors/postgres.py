@@ -31,14 +31,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import itertools
 import logging
 import operator
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 import psycopg
@@ -389,13 +391,17 @@ class PostgresDestination(Destination[PostgresDestinationConfig]):
         self._table_name = parts[-1]
         self._columns: dict[str, str] | None = None  # name -> PostgreSQL type, once known
         self._staging_ok = False
+        self._codec: _RowCodec | None = None  # for `_columns` (the same dict object)
+        self._ready: _Prepared | None = None  # what prepare() made of the next batch
 
     async def setup(self) -> None:
         await self._connection()
 
     async def _connection(self) -> psycopg.AsyncConnection[Any]:
         if self._conn is None or self._conn.closed:
-            self._conn = await _connect(self.config.dsn, autocommit=False)
+            # Autocommit: a batch that is one COPY statement is its own transaction (two round
+            # trips, not four with BEGIN and COMMIT); every other batch opens one explicitly.
+            self._conn = await _connect(self.config.dsn, autocommit=True)
             self._conn_state = _ConnState.CONNECTED
             self._columns = None
             self._staging_ok = False
@@ -478,7 +484,49 @@ class PostgresDestination(Destination[PostgresDestinationConfig]):
         self._columns = {**self._columns, **new}
         self._staging_ok = False
 
+    def _row_codec(self) -> _RowCodec | None:
+        columns = self._columns
+        if not columns:
+            return None
+        if self._codec is None or self._codec.columns is not columns:
+            self._codec = _RowCodec(columns, self.config.key)
+        return self._codec
+
+    def prepare(self, batch: list[SinkRecord]) -> None:
+        # Runs while the previous batch's COPY is in PostgreSQL's hands (see Destination).
+        codec = self._row_codec()
+        self._ready = None if codec is None else _Prepared(batch, codec, codec.copy_text(batch))
+
+    def _prepared_text(self, batch: list[SinkRecord]) -> bytes | None:
+        """The batch as one COPY text buffer of every column when it takes the typed path
+        (prepared ahead, or now), else None."""
+        ready, self._ready = self._ready, None
+        codec = self._row_codec()
+        if codec is None:
+            return None
+        if ready is not None and ready.codec is codec and ready.holds(batch):
+            return ready.text
+        return codec.copy_text(batch)
+
+    async def _refresh_columns(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        try:
+            self._columns = await self._load_columns(conn)
+        except psycopg.Error as exc:
+            error = _translate(exc, f"read of {self.config.table}'s columns")
+            if error.retriable:
+                await self._drop()
+            raise error from exc
+
     async def write(self, batch: list[SinkRecord]) -> None:
+        conn = await self._connection()
+        if self._columns is None:
+            await self._refresh_columns(conn)
+        text = self._prepared_text(batch)
+        if text is not None:
+            # The common case: every record a plain JSON object of known fields, each value of
+            # its column's kind; one buffer, no schema change.
+            await self._write_rows(conn, batch, None, None, text)
+            return
         plain = _plain_batch(batch)
         names: set[str] | None = None
         if plain is not None:
@@ -492,12 +540,29 @@ class PostgresDestination(Destination[PostgresDestinationConfig]):
             return
         if self.config.key:
             rows = self._last_per_key(rows, batch, per_record)
-        conn = await self._connection()
+        await self._write_rows(conn, batch, rows, names, None)
+
+    async def _write_rows(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        batch: list[SinkRecord],
+        rows: list[Row] | None,
+        names: set[str] | None,
+        text: bytes | None,
+    ) -> None:
+        """One transaction: the schema for `rows` (none needed for `text`), then the COPY. A
+        `text` appended without a key is a single COPY statement, atomic on its own (the
+        connection is in autocommit mode): no BEGIN and COMMIT round trips."""
         try:
-            async with conn.transaction():
-                await self._ensure_schema(conn, rows, names)
+            if rows is None and not self.config.key:
                 assert self._columns is not None
-                await self._copy(conn, rows, list(self._columns))
+                await self._copy(conn, list(self._columns), rows, text)
+                return
+            async with conn.transaction():
+                if rows is not None:
+                    await self._ensure_schema(conn, rows, names)
+                assert self._columns is not None
+                await self._copy(conn, list(self._columns), rows, text)
         except psycopg.Error as exc:
             self._columns = None  # the schema changes may have been rolled back
             self._staging_ok = False
@@ -528,8 +593,13 @@ class PostgresDestination(Destination[PostgresDestinationConfig]):
         return list(out.values())
 
     async def _copy(
-        self, conn: psycopg.AsyncConnection[Any], rows: list[Row], columns: list[str]
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        columns: list[str],
+        rows: list[Row] | None,
+        text: bytes | None,
     ) -> None:
+        """COPY `text` (every column, ready) or `rows` (formatted here, in chunks)."""
         names = sql.SQL(", ").join(map(sql.Identifier, columns))
         json_columns = {name for name, kind in (self._columns or {}).items() if kind == "jsonb"}
         target: sql.Composable = self._table
@@ -546,6 +616,9 @@ class PostgresDestination(Destination[PostgresDestinationConfig]):
         async with conn.cursor() as cur:
             copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(target, names)
             async with cur.copy(copy_sql) as copy:
+                if text is not None:
+                    await copy.write(text)
+                rows = rows or []
                 # In chunks: PostgreSQL parses one while the next is formatted.
                 for start in range(0, len(rows), _COPY_CHUNK):
                     chunk = rows[start : start + _COPY_CHUNK]
@@ -592,6 +665,7 @@ class PostgresDestination(Destination[PostgresDestinationConfig]):
         self._conn_state = _ConnState.DISCONNECTED
         self._columns = None
         self._staging_ok = False
+        self._ready = None
         if conn is not None:
             with contextlib.suppress(psycopg.Error):
                 await conn.close()
@@ -676,3 +750,124 @@ def _json(value: Any) -> Any:
 
 def _hashable(values: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(msgspec.json.encode(v) if isinstance(v, dict | list) else v for v in values)
+
+
+# --- the typed path: JSON objects -> COPY text without a Python call per row ----------------
+
+_INT64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+# A column's type -> the JSON values the typed path takes for it (any other value, or a column
+# of another type holding anything but null, sends the batch down the general path). Each
+# value is written as msgspec writes it, which is what `_column_text` writes for it too.
+_FIELD_TYPES: dict[str, Any] = {
+    "bigint": _INT64,
+    "integer": _INT64,
+    "smallint": _INT64,
+    "double precision": float,  # JSON integers too, as floats
+    "real": float,
+    "text": str,
+    "boolean": bool,
+}
+
+
+def _field_type(column_type: str) -> Any:
+    kind = _FIELD_TYPES.get(column_type)
+    if kind is None and column_type.startswith(("character varying", "character(")):
+        kind = str
+    return None if kind is None else kind | None
+
+
+_encode_json = msgspec.json.Encoder().encode
+_astuple = msgspec.structs.astuple
+# JSON arrays of arrays -> COPY text: "," between fields -> tab, "]" ending a row -> newline;
+# "[" and the quotes around strings are deleted.
+_JSON_TO_COPY = bytes.maketrans(b",]", b"\t\n")
+
+
+class _RowCodec:
+    """Decodes plain JSON objects straight into rows of the table's columns (a msgspec struct
+    made for them: one field per column, typed by the column, unknown fields refused) and
+    writes those rows as one COPY text buffer.
+
+    Only C-level loops: ``map`` over msgspec's decoder, ``astuple``, one JSON encoding of the
+    whole batch as arrays, and bytes operations that turn it into COPY text
+    (`_rows_copy_text`). A batch this cannot take whole (a record with headers, not a JSON
+    object, with a new field, a value of another kind, a null key) returns None and goes the
+    general way (`_plain_batch` / `rows_of`), which handles all of that as before."""
+
+    def __init__(self, columns: dict[str, str], key: Sequence[str]) -> None:
+        self.columns = columns
+        names = list(columns)
+        fields = [(f"f{i}", _field_type(kind), None) for i, kind in enumerate(columns.values())]
+        row = msgspec.defstruct(
+            "Row",
+            fields,
+            rename={f"f{i}": name for i, name in enumerate(names)},
+            forbid_unknown_fields=True,
+            gc=False,
+        )
+        self._decode: Callable[[bytes], Any] = msgspec.json.Decoder(row).decode
+        self._width = len(names)
+        # Records that could be stream messages or Quix envelopes (as `_plain_batch`), and keys
+        # that are not columns, never take this path.
+        self.usable = (
+            bool(names)
+            and "streamId" not in columns
+            and not ("K" in columns and "V" in columns)
+            and all(name in columns for name in key)
+        )
+        self._key: Callable[[Any], Any] | None = (
+            operator.attrgetter(*(f"f{names.index(name)}" for name in key))
+            if key and self.usable
+            else None
+        )
+        self._compound_key = len(key) > 1
+
+    def copy_text(self, batch: Sequence[SinkRecord]) -> bytes | None:
+        if not self.usable or not batch or any(map(_headers, batch)):
+            return None
+        try:
+            rows: list[Any] = list(map(self._decode, map(_values, batch)))
+        except msgspec.DecodeError:  # ValidationError included
+            return None
+        if self._key is not None:
+            keys = list(map(self._key, rows))
+            if None in (itertools.chain.from_iterable(keys) if self._compound_key else keys):
+                return None  # the general path dead-letters the record
+            # The latest row of each key (ON CONFLICT cannot touch a row twice), as
+            # `_last_per_key`.
+            rows = list(dict(zip(keys, rows, strict=True)).values())
+        return _rows_copy_text(rows, self._width)
+
+
+def _rows_copy_text(rows: Sequence[Any], width: int) -> bytes | None:
+    r"""Rows (msgspec structs of `width` fields of int, float, str, bool or None) as COPY text,
+    from one JSON encoding of them as arrays: ``[[1,0.5,"a"],[2,null,"b"]]`` becomes
+    ``1<TAB>0.5<TAB>a<LF>2<TAB>\N<TAB>b<LF>``. None when a string needs more than losing its
+    quotes: a quote or a ``\u`` escape in it (JSON's other escapes, ``\\``, ``\n``, ``\r``,
+    ``\t``, ``\b``, ``\f``, mean the same in COPY text), or a comma or bracket (counted: only
+    the structural ones may be there)."""
+    data = _encode_json(list(map(_astuple, rows)))
+    if b"\\" in data and (b'\\"' in data or b"\\u" in data):
+        return None
+    count = len(rows)
+    if (
+        data.count(b",") != count * width - 1
+        or data.count(b"[") != count + 1
+        or data.count(b"]") != count + 1
+    ):
+        return None
+    if b"null" in data:  # null fields, after a comma or opening a row (strings are quoted)
+        data = data.replace(b",null", b",\\N").replace(b"[null", b"[\\N")
+    # "[[1,2],[3,4]]" -> "1\t2\n\t3\t4\n\n" -> "1\t2\n3\t4\n"
+    return data.translate(_JSON_TO_COPY, b'["').replace(b"\n\t", b"\n")[:-1]
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    batch: list[SinkRecord]
+    codec: _RowCodec
+    text: bytes | None
+
+    def holds(self, batch: list[SinkRecord]) -> bool:
+        """`batch` is the prepared batch: the same records (objects), in the same order."""
+        return len(batch) == len(self.batch) and all(map(operator.is_, batch, self.batch))

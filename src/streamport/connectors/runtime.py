@@ -272,23 +272,33 @@ class Runner:
                 what=f"fetch from {config.input_topic}",
             )
 
+        async def read_ahead(taken: int) -> list[SinkRecord]:
+            batch = SinkRecord.batch_of(await fetch(taken))
+            if batch:
+                try:
+                    destination.prepare(batch)
+                except Exception:  # write() meets it again and handles it
+                    log.debug("%s prepare failed", destination.name, exc_info=True)
+            return batch
+
         done = 0
         failed = False
         # The next batch is fetched while the destination writes the current one (read-ahead of
-        # one batch). It is not in the checkpoint until written, so a stop or a crash drops it
-        # uncommitted and it is read again: at-least-once holds.
-        ahead: asyncio.Future[list[ConsumedRecord]] | None = None
+        # one batch), and handed to ``destination.prepare()`` as soon as it arrives, so its
+        # decoding overlaps the current write's wait for the outside system. It is not in the
+        # checkpoint until written, so a stop or a crash drops it uncommitted and it is read
+        # again: at-least-once holds.
+        ahead: asyncio.Future[list[SinkRecord]] | None = None
         try:
             while not self._stop.is_set() and (count is None or done < count):
                 if ahead is None:
-                    fetched = await fetch(done)
+                    batch = SinkRecord.batch_of(await fetch(done))
                 else:
-                    fetched, ahead = await ahead, None
-                if fetched:
-                    taken = done + len(fetched)
+                    batch, ahead = await ahead, None
+                if batch:
+                    taken = done + len(batch)
                     if not self._stop.is_set() and (count is None or taken < count):
-                        ahead = asyncio.ensure_future(fetch(taken))
-                    batch = [SinkRecord.of(r) for r in fetched]
+                        ahead = asyncio.ensure_future(read_ahead(taken))
                     self.metrics.read(len(batch))
                     await self._deliver(destination, dead, batch)
                     checkpoint.add(batch)
