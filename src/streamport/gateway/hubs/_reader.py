@@ -3,9 +3,10 @@
 Each connection is one `Subscriber` of the process's `FanOut`. The fan-out hands over the pushes
 of one broker fetch per group of connections that get the same pushes (`Pushes`); each push is
 serialised once per hub protocol (`PreparedMessage` cached on the `Push`), the group's pushes are
-joined once per protocol (`PreparedBatch` cached on the `Pushes`), and that one blob goes into each
-connection's bounded outgoing queue (one entry, one writer wake-up per connection and batch), which
-closes the connection when full. Each subscription needs ``read:<topic>``.
+joined once per protocol (`PreparedBatch` cached on the `Pushes`), and that one blob goes to each
+connection: on a raw WebSocket (``signalr.WebSocketProtocol``) as the same prebuilt frame written
+straight to the socket while it has room, else into the connection's bounded outgoing queue
+(which closes the connection when full). Each subscription needs ``read:<topic>``.
 A topic of ``*`` subscribes to every existing topic the caller may read (topics created later
 are not included).
 """
