@@ -21,8 +21,9 @@ from streamport import model
 from streamport.broker import Record
 from streamport.client._core import Core
 from streamport.client._data import EventData, TimeseriesData, TimeseriesDataTimestamp
+from streamport.client._encode import encode
 from streamport.client._enums import EventLevel, StreamEndType
-from streamport.client._sender import Sender
+from streamport.client._sender import make_sender
 from streamport.client._time import epoch_ns, to_ns
 from streamport.model.data import check_id
 
@@ -38,7 +39,7 @@ class TopicProducer:
     def __init__(self, core: Core, topic: str) -> None:
         self._core = core
         self.topic = topic
-        self._sender = Sender(core, topic)
+        self._sender = make_sender(core, topic)
         self._streams: dict[str, StreamProducer] = {}
         self._lock = threading.Lock()
         self.on_disposed: Callable[[TopicProducer], None] | None = None
@@ -75,7 +76,7 @@ class TopicProducer:
             self._streams.pop(stream_id, None)
 
     def _send(self, stream_id: str, message: model.Message) -> None:
-        self._sender.push(Record(value=model.encode(message), key=stream_id.encode()))
+        self._sender.push(Record(value=encode(message), key=stream_id.encode()))
 
     def flush(self, timeout: float | None = None) -> None:
         """Publish what the streams buffer and wait until the broker acknowledged everything."""

@@ -8,7 +8,7 @@ from streamport.broker import ConsumedRecord, Record
 from streamport.client._consumer import _Fetcher
 from streamport.client._core import Core
 from streamport.client._enums import AutoOffsetReset
-from streamport.client._sender import Sender
+from streamport.client._sender import make_sender
 from streamport.client._transport import SeekTarget
 
 
@@ -35,7 +35,7 @@ class RawTopicProducer:
     def __init__(self, core: Core, topic: str) -> None:
         self._core = core
         self.topic = topic
-        self._sender = Sender(core, topic)
+        self._sender = make_sender(core, topic)
         self._disposed = False
         core.producers.append(self)
 

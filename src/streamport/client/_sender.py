@@ -1,4 +1,5 @@
-"""`Sender`: the ordered, bounded path from a topic producer to the transport.
+"""`Sender`: the ordered, bounded path from a topic producer to the transport (`DirectSender`
+for Kafka, below; `make_sender` picks).
 
 Any thread pushes encoded records; one task on the client's loop hands them to the transport in
 batches (all that waited, up to `BATCH_RECORDS` records or about `BATCH_BYTES`), in push order,
@@ -21,9 +22,13 @@ import asyncio
 import threading
 from collections import deque
 from functools import partial
+from typing import Any
+
+from confluent_kafka import KafkaError, Message
 
 from streamport.broker import Record
 from streamport.client._core import Core
+from streamport.client._transport import KafkaTransport
 from streamport.errors import StreamportError
 
 MAX_PENDING = 20_000
@@ -147,3 +152,146 @@ class Sender:
         task = self._task
         if task is not None:
             self._core.loop.call_soon(task.cancel)
+
+
+class DirectSender:
+    """Kafka: each record goes to librdkafka's queue from the thread that pushes it.
+
+    No hop through the client's loop (a wake-up of the loop thread costs a GIL hand-over from a
+    publishing thread that is busy in Python): ``KafkaTransport.produce_now`` queues the record in
+    C and the delivery report settles it on the transport's poll thread. librdkafka keeps the
+    order of one partition (the producer is idempotent), and records are queued under this
+    sender's lock, in push order.
+
+    Records wait in a backlog, sent from the loop in push order, until the topic is known to
+    exist (the first push creates it) and while librdkafka's queue is full; meanwhile later
+    pushes join the backlog so the order holds. Bounds, errors and ``wait`` are `Sender`'s.
+    """
+
+    def __init__(self, core: Core, topic: str, transport: KafkaTransport) -> None:
+        self._core = core
+        self._topic = topic
+        self._transport = transport
+        self._cond = threading.Condition()
+        self._unacked = 0
+        self._unacked_bytes = 0
+        # None: produce directly. Else the records waiting for the topic or for queue space.
+        self._backlog: deque[Record] | None = deque()
+        self._drain: asyncio.Task[None] | None = None  # the loop's task sending the backlog
+        self._closed = False
+        self.error: BaseException | None = None
+
+    def push(self, record: Record) -> None:
+        size = len(record.value)
+        with self._cond:
+            if not self._core.loop.in_loop():
+                while (
+                    self._unacked >= MAX_PENDING or self._unacked_bytes >= MAX_PENDING_BYTES
+                ) and self.error is None:
+                    self._cond.wait()
+            self._raise_error()
+            self._unacked += 1
+            self._unacked_bytes += size
+            if self._backlog is None:
+                try:
+                    self._transport.produce_now(self._topic, record, self._delivered)
+                    return
+                except BufferError:  # librdkafka's queue is full: wait in the backlog
+                    self._backlog = deque()
+                except StreamportError as exc:  # refused at once, e.g. too large
+                    self._fail_locked(size, exc)
+                    return
+            self._backlog.append(record)
+            if self._drain is None and not self._closed:
+                self._drain = _PENDING_DRAIN
+                self._core.loop.call_soon(self._start_drain)
+
+    def _raise_error(self) -> None:
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise StreamportError(f"an earlier write to {self._topic!r} failed: {error}") from error
+
+    def _start_drain(self) -> None:
+        if self._closed:
+            return
+        self._drain = asyncio.get_running_loop().create_task(self._send_backlog())
+
+    async def _send_backlog(self) -> None:
+        try:
+            await self._transport.ensure(self._topic)
+        except Exception as exc:
+            with self._cond:
+                failed = self._backlog or deque()
+                self._backlog = deque()
+                for record in failed:
+                    self._fail_locked(len(record.value), exc)
+                self._drain = None  # the next push tries again
+            return
+        while True:
+            with self._cond:
+                backlog = self._backlog
+                assert backlog is not None
+                while backlog:
+                    record = backlog[0]
+                    try:
+                        self._transport.produce_now(self._topic, record, self._delivered)
+                    except BufferError:
+                        break
+                    except StreamportError as exc:
+                        self._fail_locked(len(record.value), exc)
+                    backlog.popleft()
+                if not backlog:
+                    self._backlog = None
+                    self._drain = None
+                    return
+            await asyncio.sleep(BACKLOG_RETRY)  # deliveries free librdkafka's queue meanwhile
+
+    def _fail_locked(self, size: int, error: BaseException) -> None:
+        """Settle one record as failed (the caller holds the lock)."""
+        self._unacked -= 1
+        self._unacked_bytes -= size
+        if self.error is None:
+            self.error = error
+        self._cond.notify_all()
+        self._core.loop.call_soon(self._core.report, error)
+
+    def _delivered(self, error: KafkaError | None, message: Message) -> None:
+        """A delivery report (on the transport's poll thread)."""
+        with self._cond:
+            if error is not None:
+                self._fail_locked(len(message), self._transport.delivery_error(error, self._topic))
+                return
+            self._unacked -= 1
+            self._unacked_bytes -= len(message)
+            self._cond.notify_all()
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Wait until every pushed record is acknowledged; raise the first failed write."""
+        if self._core.loop.in_loop():
+            return  # cannot wait from a callback; the records are on their way
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._unacked == 0, timeout):
+                raise StreamportError(
+                    f"flush of {self._topic!r} timed out with {self._unacked} records unacknowledged"
+                )
+            self._raise_error()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            task = self._drain
+        if isinstance(task, asyncio.Task):
+            self._core.loop.call_soon(task.cancel)
+
+
+# Marks a drain scheduled on the loop but not started yet (so pushes schedule only one).
+_PENDING_DRAIN: Any = object()
+BACKLOG_RETRY = 0.01  # seconds between tries while librdkafka's queue is full
+
+
+def make_sender(core: Core, topic: str) -> Sender | DirectSender:
+    """The sender for `topic`: direct on Kafka, through the client's loop otherwise."""
+    transport = core.transport
+    if isinstance(transport, KafkaTransport):
+        return DirectSender(core, topic, transport)
+    return Sender(core, topic)

@@ -3,18 +3,36 @@
 Two implementations: `KafkaTransport` (Apache Kafka through ``streamport.broker.kafka``) and
 ``streamport.client._native.NativeTransport`` (the gateway's WebSocket protocol). Everything
 above this seam (streams, buffers, callbacks, commits) is shared by both clients.
+
+`KafkaTransport` also produces *directly* (``produce_now``): the pushing thread hands a record to
+librdkafka's queue (a non-blocking C call) and the delivery report comes back on the transport's
+poll thread, so a record never waits for the client's loop (see ``_sender.DirectSender``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping, Sequence
-from typing import Literal, Protocol
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal, Protocol
+
+from confluent_kafka import KafkaError, Message, Producer
 
 from streamport.broker import ConsumedRecord, OffsetReset, Record, TopicConfig, TopicPartition
-from streamport.broker.kafka import KafkaBroker, KafkaConsumer
-from streamport.errors import TopicExists, UnknownTopic
+from streamport.broker.kafka import DEFAULT_MAX_RECORD_BYTES, KafkaBroker, KafkaConsumer
+
+# The Kafka backend's one boundary for librdkafka errors and its client settings, reused so the
+# SDK's direct producer translates and connects exactly as the broker does.
+from streamport.broker.kafka._broker import DEFAULT_PRODUCE_TIMEOUT, client_settings
+from streamport.broker.kafka._errors import translate, translated
+from streamport.errors import RecordTooLarge, StreamportError, TopicExists, UnknownTopic
+
+log = logging.getLogger("streamport.client")
+
+DeliveryCallback = Callable[[KafkaError | None, Message], None]
+POLL_SECONDS = 0.1  # the poll thread's wait for delivery reports (it stops within this)
 
 SeekTarget = int | Literal["beginning", "end"]
 
@@ -98,12 +116,86 @@ class KafkaTransport:
         self._broker = KafkaBroker(broker_address, client_config=client_config)
         self._auto_create = auto_create_topics
         self._known: set[str] = set()
+        # The producer settings of the Kafka backend (KafkaBroker.start), for the direct path.
+        self._producer_settings: dict[str, Any] = {
+            "enable.idempotence": True,
+            "acks": "all",
+            "partitioner": "murmur2_random",
+            "linger.ms": 5,
+            "message.timeout.ms": int(DEFAULT_PRODUCE_TIMEOUT * 1000),
+            "queue.buffering.max.messages": 200_000,
+            "message.max.bytes": DEFAULT_MAX_RECORD_BYTES + 1024,
+            **client_settings(broker_address, client_config),
+            "error_cb": self._on_client_error,
+        }
+        self._producer: Producer | None = None
+        self._poller: threading.Thread | None = None
+        self._stop_polling = threading.Event()
 
     async def start(self) -> None:
         await self._broker.start()
+        self._producer = Producer(self._producer_settings)
+        self._poller = threading.Thread(
+            target=self._poll, name="streamport-sdk-deliveries", daemon=True
+        )
+        self._poller.start()
+
+    def _poll(self) -> None:
+        """The poll thread: serves delivery reports (their callbacks run here)."""
+        producer = self._producer
+        assert producer is not None
+        while not self._stop_polling.is_set():
+            producer.poll(POLL_SECONDS)
+
+    def _on_client_error(self, error: KafkaError) -> None:
+        # librdkafka recovers from client-level errors itself; records that cannot be delivered
+        # fail through their delivery reports.
+        log.warning("Kafka client error: %s", error.str())
 
     async def aclose(self) -> None:
+        if self._producer is not None:
+            # Deliver what is in flight (bounded by message.timeout.ms), then stop polling.
+            await asyncio.to_thread(self._producer.flush, DEFAULT_PRODUCE_TIMEOUT)
+        self._stop_polling.set()
+        if self._poller is not None:
+            await asyncio.to_thread(self._poller.join)
         await self._broker.aclose()
+
+    def produce_now(self, topic: str, record: Record, on_delivery: DeliveryCallback) -> None:
+        """Queue `record` in librdkafka (non-blocking, any thread); `on_delivery` runs on the
+        poll thread once it is durable or failed. Raises BufferError when the queue is full,
+        a StreamportError when the record is refused at once (the topic must exist: `ensure`).
+        """
+        producer = self._producer
+        if producer is None:
+            raise StreamportError("the Kafka transport is not started")
+        size = len(record.value) + len(record.key or b"")
+        if record.headers:
+            size += sum(len(name) + len(value) for name, value in record.headers)
+        if size > DEFAULT_MAX_RECORD_BYTES:
+            raise RecordTooLarge(
+                f"a record of {size} bytes is over the limit of {DEFAULT_MAX_RECORD_BYTES} "
+                "bytes: publish smaller packets (buffer.packet_size)",
+                field="record",
+            )
+        with translated(topic=topic):
+            producer.produce(
+                topic,
+                value=record.value,
+                key=record.key,
+                headers=list(record.headers) or None,
+                partition=-1 if record.partition is None else record.partition,
+                timestamp=record.timestamp_ms or 0,
+                on_delivery=on_delivery,
+            )
+
+    @staticmethod
+    def delivery_error(error: KafkaError, topic: str) -> StreamportError:
+        return translate(error, topic=topic)
+
+    async def ensure(self, topic: str) -> None:
+        """Create `topic` (one partition) unless it exists; remembered once done."""
+        await self._ensure(topic)
 
     async def _ensure(self, topic: str) -> None:
         if topic in self._known:
