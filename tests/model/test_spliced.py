@@ -47,6 +47,12 @@ def test_number_text_of_the_body_is_kept() -> None:
     assert msgspec.json.decode(value[start:end]) == envelope["V"]
 
 
+def test_pascal_case_bodies_are_spliced_too() -> None:
+    pascal = BODY.replace(b"timestamps", b"Timestamps").replace(b"numericValues", b"NumericValues")
+    assert parameter_data_envelope(pascal) == parameter_data_envelope(BODY)
+    assert b"[1.50,null,-0.25]" in parameter_data_envelope(pascal)
+
+
 def test_same_bytes_as_the_exact_path_for_bodies_it_would_write() -> None:
     data = TimeseriesData(
         timestamps=[1_700_000_000_000_000_000 + i for i in range(50)],
@@ -81,7 +87,7 @@ def test_integers_and_exponents_take_the_exact_path(column: bytes, wire: bytes) 
 @pytest.mark.parametrize(
     "body",
     [
-        b'{"Timestamps":[1],"NumericValues":{"v":[1.5]}}',  # PascalCase
+        b'{"Timestamps":[1],"numericValues":{"v":[1.5]}}',  # mixed
         b'{"timestamps":[1],"NUMERICVALUES":{"v":[1.5]}}',
         b'{"timestamps":[1],"numericValues":{"v":[1.5]},"epoch":10}',
         b'{"timestamps":[1],"numericValues":{"v":[1.5]},"extra":{"x":[1]}}',

@@ -5,7 +5,7 @@ Decoding 5,000 floats into Python and encoding them again is most of the cost of
 on the way. :func:`parameter_data_envelope` lets msgspec check the JSON syntax of the whole body
 (skipping the value columns as ``Raw``), proves with a few byte scans that each numeric column
 is a flat array of floats and nulls of the right length, and splices the column text into the
-envelope unchanged. Any doubt - PascalCase or mixed-case keys, an integer or exponent in a
+envelope unchanged. Any doubt - field names neither all camelCase nor all PascalCase, an integer or exponent in a
 numeric column, a non-zero epoch, unknown fields - takes the exact path
 (:func:`~streamport.model.api.parse_parameter_data` then :func:`~streamport.model.envelope.encode`),
 which also produces the error naming the bad field. Either path yields a value that decodes to
@@ -19,7 +19,7 @@ Example::
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 
@@ -30,15 +30,16 @@ from streamport.model.envelope import encode
 __all__ = ["parameter_data_envelope"]
 
 
-class _Columns(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
-    """A ParameterData body whose numeric columns and timestamps stay undecoded."""
-
-    epoch: int | None = None
-    timestamps: msgspec.Raw = msgspec.Raw()
-    numeric_values: dict[str, msgspec.Raw] | None = None
-    string_values: dict[str, list[str | None]] | None = None
-    binary_values: dict[str, list[bytes | None]] | None = None
-    tag_values: dict[str, list[str | None]] | None = None
+# A ParameterData body whose timestamps and numeric columns stay undecoded, in camelCase (as Quix
+# documents it) and in PascalCase (as the Quix samples send it).
+_COLUMNS: list[tuple[str, Any, Any]] = [
+    ("epoch", int | None, None),
+    ("timestamps", msgspec.Raw, msgspec.Raw()),
+    ("numeric_values", dict[str, msgspec.Raw] | None, None),
+    ("string_values", dict[str, list[str | None]] | None, None),
+    ("binary_values", dict[str, list[bytes | None]] | None, None),
+    ("tag_values", dict[str, list[str | None]] | None, None),
+]
 
 
 class _Wire(msgspec.Struct, rename="pascal"):
@@ -52,7 +53,13 @@ class _Wire(msgspec.Struct, rename="pascal"):
     tag_values: dict[str, list[str | None]]
 
 
-_columns = msgspec.json.Decoder(_Columns)
+# A body in the other case fails at its first field name, so trying both costs little.
+_columns = [
+    msgspec.json.Decoder(
+        msgspec.defstruct("Columns", _COLUMNS, rename=case, forbid_unknown_fields=True)
+    )
+    for case in ("camel", "pascal")
+]
 _timestamps = msgspec.json.Decoder(list[Annotated[int, msgspec.Meta(ge=INT64_MIN, le=INT64_MAX)]])
 _encoder = msgspec.json.Encoder()
 _HEAD = b'{"C":"JT","K":"ParameterData","V":'
@@ -70,9 +77,14 @@ def parameter_data_envelope(body: object) -> bytes:
 
 def _spliced(body: bytes) -> bytes | None:
     """The model JSON with the body's column text spliced in, or None to take the exact path."""
-    try:
-        columns = _columns.decode(body)
-    except msgspec.DecodeError:
+    columns: Any
+    for decoder in _columns:
+        try:
+            columns = decoder.decode(body)
+            break
+        except msgspec.DecodeError:
+            pass
+    else:
         return None
     if columns.epoch or not columns.timestamps:
         return None
