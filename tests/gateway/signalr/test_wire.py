@@ -654,3 +654,17 @@ async def test_a_big_batch_goes_in_frames_of_at_most_max_batch_bytes(ws: str) ->
             assert messages.pop() == {"type": 3, "invocationId": "1", "result": True}
             assert [m["arguments"][0] for m in messages] == list(range(40))
             assert all(m["arguments"][1] == "x" * 9000 for m in messages)
+
+
+@pytest.mark.parametrize("ws", sorted(WS_PROTOCOLS))
+async def test_a_text_frame_that_is_not_utf8_closes_with_1007(ws: str) -> None:
+    with running_server(WS_PROTOCOLS[ws]) as server:
+        async with stalled_client(server.base) as sock:
+            payload = b'{"type":1,"invocationId":"1","target":"Ec\xffho","arguments":[]}\x1e'
+            sock.sendall(bytes([0x81, 0x80 | len(payload)]) + b"\0\0\0\0" + payload)
+            received = b""
+            while chunk := await asyncio.to_thread(sock.recv, 65536):
+                received += chunk
+            # the handshake answer, then a Close frame with status 1007 (invalid payload data)
+            close = received[received.index(b"\x88") :]
+            assert int.from_bytes(close[2:4], "big") == 1007

@@ -406,7 +406,7 @@ class Connection:
         """`receive` for a raw WebSocket (called from the socket's protocol): the messages go into
         the incoming queue at once. False when the queue is full: the caller stops reading the
         socket until `on_room` (set by the transport) is called. The queue then holds at most its
-        limit plus the messages of one frame."""
+        limit plus the messages of one socket read."""
         inbox = self._inbox
         for msg in self._parse(data):
             inbox.push(msg)

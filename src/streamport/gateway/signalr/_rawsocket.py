@@ -117,6 +117,12 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             return
         frames = self.frames
         data = frames[0] if len(frames) == 1 else b"".join(frames)
+        if self.curr_msg_data_type == "text":
+            try:
+                data.decode()
+            except UnicodeDecodeError:
+                super().send_receive_event_to_app()  # uvicorn closes with 1007, as without us
+                return
         self.frames = []
         if not sink(data if type(data) is bytes else bytes(data)) and not self.read_paused:
             self.read_paused = True
