@@ -67,6 +67,16 @@ class SourceRecord:
         return Record(value=self.value, key=self.key, headers=self.headers)
 
 
+class _Unset:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<unset>"
+
+
+_UNSET: Any = _Unset()
+
+
 class SinkRecord(msgspec.Struct, frozen=True, gc=False, repr_omit_defaults=True):
     """A record of the input topic handed to `Destination.write` (immutable; equal and hashed by
     its fields, the payload cache aside). A msgspec struct built in C and not tracked by the
@@ -80,7 +90,9 @@ class SinkRecord(msgspec.Struct, frozen=True, gc=False, repr_omit_defaults=True)
     value: bytes
     headers: Headers
     timestamp_ms: int
-    _cache: dict[str, Any] = msgspec.field(default_factory=dict)
+    # The payload once computed, set in place (`msgspec.structs.force_setattr`): no dict per
+    # record for a cache most destinations never use.
+    _cache: Any = _UNSET
 
     @classmethod
     def of(cls, record: ConsumedRecord) -> SinkRecord:
@@ -129,8 +141,9 @@ class SinkRecord(msgspec.Struct, frozen=True, gc=False, repr_omit_defaults=True)
         other JSON values are decoded; other bytes become text (UTF-8) or
         ``{"base64": ...}``.
         """
-        if "payload" in self._cache:
-            return self._cache["payload"]
+        cached = self._cache
+        if cached is not _UNSET:
+            return cached
         try:
             message = decode(self.value, self.headers)
         except CodecError:
@@ -142,7 +155,7 @@ class SinkRecord(msgspec.Struct, frozen=True, gc=False, repr_omit_defaults=True)
                 "type": type(message).__name__,
                 **(body if isinstance(body, dict) else {"items": body}),
             }
-        self._cache["payload"] = result
+        msgspec.structs.force_setattr(self, "_cache", result)
         return result
 
 

@@ -806,7 +806,6 @@ class _RowCodec:
             gc=False,
         )
         self._decode: Callable[[bytes], Any] = msgspec.json.Decoder(row).decode
-        self._width = len(names)
         # Records that could be stream messages or Quix envelopes (as `_plain_batch`), and keys
         # that are not columns, never take this path.
         self.usable = (
@@ -821,6 +820,14 @@ class _RowCodec:
             else None
         )
         self._compound_key = len(key) > 1
+        texts = [f"f{i}" for i, (_, kind, _) in enumerate(fields) if kind == str | None]
+        # All text values of a row, for the check that none holds a comma or a bracket.
+        self._texts: Callable[[Any], Any] | None = (
+            operator.attrgetter(*texts) if len(texts) > 1 else None
+        )
+        self._text: Callable[[Any], Any] | None = (
+            operator.attrgetter(texts[0]) if len(texts) == 1 else None
+        )
 
     def copy_text(self, batch: Sequence[SinkRecord]) -> bytes | None:
         if not self.usable or not batch or any(map(_headers, batch)):
@@ -836,25 +843,28 @@ class _RowCodec:
             # The latest row of each key (ON CONFLICT cannot touch a row twice), as
             # `_last_per_key`.
             rows = list(dict(zip(keys, rows, strict=True)).values())
-        return _rows_copy_text(rows, self._width)
+        # Commas and brackets are the JSON structure `_rows_copy_text` rewrites: a text holding
+        # one goes the general way.
+        if self._text is not None:
+            texts = "".join(filter(None, map(self._text, rows)))
+        elif self._texts is not None:
+            texts = "".join(filter(None, itertools.chain.from_iterable(map(self._texts, rows))))
+        else:
+            texts = ""
+        if "," in texts or "[" in texts or "]" in texts:
+            return None
+        return _rows_copy_text(rows)
 
 
-def _rows_copy_text(rows: Sequence[Any], width: int) -> bytes | None:
-    r"""Rows (msgspec structs of `width` fields of int, float, str, bool or None) as COPY text,
-    from one JSON encoding of them as arrays: ``[[1,0.5,"a"],[2,null,"b"]]`` becomes
-    ``1<TAB>0.5<TAB>a<LF>2<TAB>\N<TAB>b<LF>``. None when a string needs more than losing its
-    quotes: a quote or a ``\u`` escape in it (JSON's other escapes, ``\\``, ``\n``, ``\r``,
-    ``\t``, ``\b``, ``\f``, mean the same in COPY text), or a comma or bracket (counted: only
-    the structural ones may be there)."""
+def _rows_copy_text(rows: Sequence[Any]) -> bytes | None:
+    r"""Rows (msgspec structs of int, float, str, bool or None fields; no string holding a
+    comma or a bracket, see `_RowCodec.copy_text`) as COPY text, from one JSON encoding of them
+    as arrays: ``[[1,0.5,"a"],[2,null,"b"]]`` becomes ``1<TAB>0.5<TAB>a<LF>2<TAB>\N<TAB>b<LF>``.
+    None when a string needs more than losing its quotes: a quote or a ``\u`` escape in it
+    (JSON's other escapes, ``\\``, ``\n``, ``\r``, ``\t``, ``\b``, ``\f``, mean the same in
+    COPY text)."""
     data = _encode_json(list(map(_astuple, rows)))
     if b"\\" in data and (b'\\"' in data or b"\\u" in data):
-        return None
-    count = len(rows)
-    if (
-        data.count(b",") != count * width - 1
-        or data.count(b"[") != count + 1
-        or data.count(b"]") != count + 1
-    ):
         return None
     if b"null" in data:  # null fields, after a comma or opening a row (strings are quoted)
         data = data.replace(b",null", b",\\N").replace(b"[null", b"[\\N")
