@@ -9,9 +9,12 @@ timed from the first value to the durable acknowledgement of the last.
     ``flush()``. Reference, as the issue words it: a raw confluent-kafka producer sending *the
     same message bytes*, encoded before the clock starts (so the reference does no Python work
     per value at all), with the SDK's producer settings (acks=all, idempotent, linger 5 ms).
-    Target ratio SDK/raw >= 0.5. For information, the same raw producer with the bytes built
-    inside the timed window by the SDK run's own loop (appending to columns, then encoding) --
-    what a program writing the envelope to Kafka by hand does per value.
+    Target ratio SDK/raw >= 0.5. After the rounds (untimed) the parameter-data messages of the
+    last SDK run are read back and compared with the reference's bytes: they must be identical
+    (the run stops otherwise), so both contenders put exactly the same bytes on the topic. For
+    information, the same raw producer with the bytes built inside the timed window by the SDK
+    run's own loop (appending to columns, then encoding) -- what a program writing the envelope
+    to Kafka by hand does per value.
 (b) ``StreamingClient`` (native WebSocket protocol) to ``streamport up`` (embedded broker,
     subprocess), same buffer-API loop. Reference, the Writer HTTP batched path
     (``POST .../parameters/data``, httpx over keep-alive, 4 requests in flight) carrying the same
@@ -49,7 +52,7 @@ from pathlib import Path
 
 import httpx
 import msgspec
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,8 +68,12 @@ START = 1_700_000_000_000_000_000
 HTTP_IN_FLIGHT = 4
 
 
+SDK_TOPICS: list[str] = []  # the topics publish_sdk wrote (the last one is checked, untimed)
+
+
 def publish_sdk(client: KafkaStreamingClient | StreamingClient, rows: int, packet: int) -> float:
     topic = f"bench-{uuid.uuid4().hex[:8]}"
+    SDK_TOPICS.append(topic)
     producer = client.get_topic_producer(topic)
     stream = producer.create_stream("bench")
     buffer = stream.timeseries.buffer
@@ -110,6 +117,38 @@ def packets_by_row(rows: int, packet: int) -> Iterator[bytes]:
             yield encode(TimeseriesData(timestamps=stamps, numeric_values=columns))
             stamps = []
             columns = {name: [] for name in PARAMS}
+
+
+def check_same_bytes(bootstrap: str, topic: str, want: list[bytes]) -> None:
+    """The parameter-data messages the SDK wrote to `topic` are exactly `want` (the raw
+    reference's bytes): both contenders put the same bytes on Kafka. Not timed."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-check-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    got: list[bytes] = []
+    deadline = time.monotonic() + 60
+    try:
+        while len(got) < len(want) and time.monotonic() < deadline:
+            message = consumer.poll(1.0)
+            if message is None or message.error() is not None:
+                continue
+            value = message.value() or b""
+            if value.startswith(b'{"C":"JT","K":"ParameterData"'):
+                got.append(value)
+    finally:
+        consumer.close()
+    if got != want:
+        same = sum(a == b for a, b in zip(got, want, strict=False))
+        raise SystemExit(
+            f"the SDK wrote other bytes than the raw reference: {len(got)} packets, "
+            f"{same} of {len(want)} identical"
+        )
 
 
 def raw_kafka(bootstrap: str, values: Iterable[bytes]) -> float:
@@ -285,6 +324,7 @@ def main() -> None:
                     by_row_runs.add(
                         lambda: raw_kafka(kafka.bootstrap, packets_by_row(rows, args.packet))
                     )
+                check_same_bytes(kafka.bootstrap, SDK_TOPICS[-1], encoded)
             print("(a) Kafka")
             sdk = line("KafkaStreamingClient buffer API", values, kafka_runs)
             raw = line("raw confluent-kafka, same bytes", values, raw_runs)

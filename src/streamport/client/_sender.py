@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections import deque
 from functools import partial
 from typing import Any
@@ -159,13 +160,18 @@ class DirectSender:
 
     No hop through the client's loop (a wake-up of the loop thread costs a GIL hand-over from a
     publishing thread that is busy in Python): ``KafkaTransport.produce_now`` queues the record in
-    C and the delivery report settles it on the transport's poll thread. librdkafka keeps the
-    order of one partition (the producer is idempotent), and records are queued under this
-    sender's lock, in push order.
+    C. librdkafka keeps the order of one partition (the producer is idempotent), and records are
+    queued under this sender's lock, in push order. Only failed deliveries call back into
+    Python (``delivery.report.only.error``): a report per successful record would take the GIL
+    from the publishing thread once per record. ``wait`` is librdkafka's ``flush``: it returns
+    once every record the client queued is acknowledged (all topics of the client, a superset).
 
     Records wait in a backlog, sent from the loop in push order, until the topic is known to
-    exist (the first push creates it) and while librdkafka's queue is full; meanwhile later
-    pushes join the backlog so the order holds. Bounds, errors and ``wait`` are `Sender`'s.
+    exist (the first push creates it) and while librdkafka's queue is full (its bounds are the
+    transport's); meanwhile later pushes join the backlog so the order holds, and a pushing
+    thread other than the loop's waits while the backlog holds `MAX_PENDING` records or
+    `MAX_PENDING_BYTES`. A failed record is reported to the client's error hook and raised by
+    the next push or wait.
     """
 
     def __init__(self, core: Core, topic: str, transport: KafkaTransport) -> None:
@@ -173,25 +179,16 @@ class DirectSender:
         self._topic = topic
         self._transport = transport
         self._cond = threading.Condition()
-        self._unacked = 0
-        self._unacked_bytes = 0
         # None: produce directly. Else the records waiting for the topic or for queue space.
         self._backlog: deque[Record] | None = deque()
+        self._backlog_bytes = 0
         self._drain: asyncio.Task[None] | None = None  # the loop's task sending the backlog
         self._closed = False
         self.error: BaseException | None = None
 
     def push(self, record: Record) -> None:
-        size = len(record.value)
         with self._cond:
-            if not self._core.loop.in_loop():
-                while (
-                    self._unacked >= MAX_PENDING or self._unacked_bytes >= MAX_PENDING_BYTES
-                ) and self.error is None:
-                    self._cond.wait()
             self._raise_error()
-            self._unacked += 1
-            self._unacked_bytes += size
             if self._backlog is None:
                 try:
                     self._transport.produce_now(self._topic, record, self._delivered)
@@ -199,12 +196,23 @@ class DirectSender:
                 except BufferError:  # librdkafka's queue is full: wait in the backlog
                     self._backlog = deque()
                 except StreamportError as exc:  # refused at once, e.g. too large
-                    self._fail_locked(size, exc)
+                    self._fail_locked(exc)
                     return
             self._backlog.append(record)
+            self._backlog_bytes += len(record.value)
             if self._drain is None and not self._closed:
                 self._drain = _PENDING_DRAIN
                 self._core.loop.call_soon(self._start_drain)
+            if not self._core.loop.in_loop():
+                while (
+                    self._backlog is not None
+                    and (
+                        len(self._backlog) >= MAX_PENDING
+                        or self._backlog_bytes >= MAX_PENDING_BYTES
+                    )
+                    and self.error is None
+                ):
+                    self._cond.wait()
 
     def _raise_error(self) -> None:
         if self.error is not None:
@@ -221,11 +229,10 @@ class DirectSender:
             await self._transport.ensure(self._topic)
         except Exception as exc:
             with self._cond:
-                failed = self._backlog or deque()
-                self._backlog = deque()
-                for record in failed:
-                    self._fail_locked(len(record.value), exc)
-                self._drain = None  # the next push tries again
+                self._backlog = deque()  # its records failed; the next push tries again
+                self._backlog_bytes = 0
+                self._drain = None
+                self._fail_locked(exc)
             return
         while True:
             with self._cond:
@@ -238,42 +245,42 @@ class DirectSender:
                     except BufferError:
                         break
                     except StreamportError as exc:
-                        self._fail_locked(len(record.value), exc)
+                        self._fail_locked(exc)
                     backlog.popleft()
+                    self._backlog_bytes -= len(record.value)
+                self._cond.notify_all()
                 if not backlog:
                     self._backlog = None
                     self._drain = None
                     return
             await asyncio.sleep(BACKLOG_RETRY)  # deliveries free librdkafka's queue meanwhile
 
-    def _fail_locked(self, size: int, error: BaseException) -> None:
-        """Settle one record as failed (the caller holds the lock)."""
-        self._unacked -= 1
-        self._unacked_bytes -= size
+    def _fail_locked(self, error: BaseException) -> None:
+        """Record a failure (the caller holds the lock): raised once, reported to the hook."""
         if self.error is None:
             self.error = error
         self._cond.notify_all()
         self._core.loop.call_soon(self._core.report, error)
 
     def _delivered(self, error: KafkaError | None, message: Message) -> None:
-        """A delivery report (on the transport's poll thread)."""
-        with self._cond:
-            if error is not None:
-                self._fail_locked(len(message), self._transport.delivery_error(error, self._topic))
-                return
-            self._unacked -= 1
-            self._unacked_bytes -= len(message)
-            self._cond.notify_all()
+        """A delivery report: only failed records have one (on the thread that polled)."""
+        if error is not None:
+            with self._cond:
+                self._fail_locked(self._transport.delivery_error(error, self._topic))
 
     def wait(self, timeout: float | None = None) -> None:
         """Wait until every pushed record is acknowledged; raise the first failed write."""
         if self._core.loop.in_loop():
             return  # cannot wait from a callback; the records are on their way
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            if not self._cond.wait_for(lambda: self._unacked == 0, timeout):
-                raise StreamportError(
-                    f"flush of {self._topic!r} timed out with {self._unacked} records unacknowledged"
-                )
+            if not self._cond.wait_for(lambda: self._backlog is None or not self._backlog, timeout):
+                raise StreamportError(f"flush of {self._topic!r} timed out (topic not ready)")
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        # Blocks in librdkafka (the GIL released); serves failed deliveries' reports.
+        if self._transport.flush(left) > 0:
+            raise StreamportError(f"flush of {self._topic!r} timed out with records unacknowledged")
+        with self._cond:
             self._raise_error()
 
     def close(self) -> None:

@@ -123,8 +123,12 @@ class KafkaTransport:
             "partitioner": "murmur2_random",
             "linger.ms": 5,
             "message.timeout.ms": int(DEFAULT_PRODUCE_TIMEOUT * 1000),
-            "queue.buffering.max.messages": 200_000,
+            # The bounds of what waits for Kafka (a full queue makes produce_now raise BufferError).
+            "queue.buffering.max.messages": 100_000,
+            "queue.buffering.max.kbytes": 64 * 1024,
             "message.max.bytes": DEFAULT_MAX_RECORD_BYTES + 1024,
+            # No report (no Python call, no GIL taken) per delivered record; see DirectSender.
+            "delivery.report.only.error": True,
             **client_settings(broker_address, client_config),
             "error_cb": self._on_client_error,
         }
@@ -162,8 +166,8 @@ class KafkaTransport:
         await self._broker.aclose()
 
     def produce_now(self, topic: str, record: Record, on_delivery: DeliveryCallback) -> None:
-        """Queue `record` in librdkafka (non-blocking, any thread); `on_delivery` runs on the
-        poll thread once it is durable or failed. Raises BufferError when the queue is full,
+        """Queue `record` in librdkafka (non-blocking, any thread); `on_delivery` runs (on the
+        thread that polls or flushes) if it fails. Raises BufferError when the queue is full,
         a StreamportError when the record is refused at once (the topic must exist: `ensure`).
         """
         producer = self._producer
@@ -188,6 +192,14 @@ class KafkaTransport:
                 timestamp=record.timestamp_ms or 0,
                 on_delivery=on_delivery,
             )
+
+    def flush(self, timeout: float | None) -> int:
+        """Wait (blocking, GIL released) until every queued record is delivered or failed;
+        the number still waiting (0 unless `timeout` passed)."""
+        producer = self._producer
+        if producer is None:
+            return 0
+        return int(producer.flush(-1 if timeout is None else timeout))
 
     @staticmethod
     def delivery_error(error: KafkaError, topic: str) -> StreamportError:
