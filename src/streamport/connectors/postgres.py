@@ -29,6 +29,7 @@ Example (YAML)::
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import enum
 import itertools
@@ -392,10 +393,13 @@ class PostgresDestination(Destination[PostgresDestinationConfig]):
         self._columns: dict[str, str] | None = None  # name -> PostgreSQL type, once known
         self._staging_ok = False
         self._codec: _RowCodec | None = None  # for `_columns` (the same dict object)
-        self._ready: _Prepared | None = None  # what prepare() made of the next batch
+        # What prepare() made of the batches read ahead (the runner holds up to READ_AHEAD).
+        self._ready: collections.deque[_Prepared] = collections.deque(maxlen=4)
 
     async def setup(self) -> None:
-        await self._connection()
+        # The table's columns are known from the start, so the first batches read ahead can
+        # be prepared on the typed path too.
+        await self._refresh_columns(await self._connection())
 
     async def _connection(self) -> psycopg.AsyncConnection[Any]:
         if self._conn is None or self._conn.closed:
@@ -495,17 +499,22 @@ class PostgresDestination(Destination[PostgresDestinationConfig]):
     def prepare(self, batch: list[SinkRecord]) -> None:
         # Runs while the previous batch's COPY is in PostgreSQL's hands (see Destination).
         codec = self._row_codec()
-        self._ready = None if codec is None else _Prepared(batch, codec, codec.copy_text(batch))
+        if codec is not None:
+            self._ready.append(_Prepared(batch, codec, codec.copy_text(batch)))
 
     def _prepared_text(self, batch: list[SinkRecord]) -> bytes | None:
         """The batch as one COPY text buffer of every column when it takes the typed path
         (prepared ahead, or now), else None."""
-        ready, self._ready = self._ready, None
         codec = self._row_codec()
         if codec is None:
             return None
-        if ready is not None and ready.codec is codec and ready.holds(batch):
-            return ready.text
+        for ready in self._ready:
+            if ready.holds(batch):
+                while self._ready.popleft() is not ready:
+                    pass  # batches prepared before this one are not coming any more
+                if ready.codec is codec:
+                    return ready.text
+                break
         return codec.copy_text(batch)
 
     async def _refresh_columns(self, conn: psycopg.AsyncConnection[Any]) -> None:
@@ -665,7 +674,7 @@ class PostgresDestination(Destination[PostgresDestinationConfig]):
         self._conn_state = _ConnState.DISCONNECTED
         self._columns = None
         self._staging_ok = False
-        self._ready = None
+        self._ready.clear()
         if conn is not None:
             with contextlib.suppress(psycopg.Error):
                 await conn.close()

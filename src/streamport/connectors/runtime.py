@@ -39,6 +39,7 @@ from streamport.errors import Backpressure, ConfigError, RecordRejected
 log = logging.getLogger("streamport.connectors")
 
 STOP_GRACE = 5.0  # seconds a source gets to return after stop() before it is cancelled
+READ_AHEAD = 2  # batches a destination's runner fetches ahead of the one being written
 
 
 @dataclass(frozen=True)
@@ -272,33 +273,44 @@ class Runner:
                 what=f"fetch from {config.input_topic}",
             )
 
-        async def read_ahead(taken: int) -> list[SinkRecord]:
-            batch = SinkRecord.batch_of(await fetch(taken))
+        room = asyncio.Semaphore(READ_AHEAD)  # batches fetched (or being fetched), not yet taken
+        Ahead = asyncio.Future[tuple[list[SinkRecord], Any]]
+
+        async def read_ahead(taken: int) -> tuple[list[SinkRecord], Ahead | None]:
+            """The batch from `taken` on, fetched once fewer than READ_AHEAD batches wait, and
+            the fetch of the batch after it, started before this one is prepared."""
+            await room.acquire()
+            try:
+                batch = SinkRecord.batch_of(await fetch(taken))
+            except BaseException:
+                room.release()
+                raise
+            following = taken + len(batch)
+            after: Ahead | None = None
+            if batch and not self._stop.is_set() and (count is None or following < count):
+                after = asyncio.ensure_future(read_ahead(following))
             if batch:
                 try:
                     destination.prepare(batch)
                 except Exception:  # write() meets it again and handles it
                     log.debug("%s prepare failed", destination.name, exc_info=True)
-            return batch
+            return batch, after
 
         done = 0
         failed = False
-        # The next batch is fetched while the destination writes the current one (read-ahead of
-        # one batch), and handed to ``destination.prepare()`` as soon as it arrives, so its
-        # decoding overlaps the current write's wait for the outside system. It is not in the
-        # checkpoint until written, so a stop or a crash drops it uncommitted and it is read
-        # again: at-least-once holds.
-        ahead: asyncio.Future[list[SinkRecord]] | None = None
+        # Batches are fetched ahead of the one being written (up to READ_AHEAD, one fetch at a
+        # time, in order) and handed to ``destination.prepare()`` as they arrive, so fetching
+        # (the server's work) and decoding (ours) overlap the current write's wait for the
+        # outside system. A batch is not in the checkpoint until written, so a stop or a crash
+        # drops the batches read ahead uncommitted and they are read again: at-least-once.
+        upcoming: Ahead | None = None
         try:
             while not self._stop.is_set() and (count is None or done < count):
-                if ahead is None:
-                    batch = SinkRecord.batch_of(await fetch(done))
-                else:
-                    batch, ahead = await ahead, None
+                if upcoming is None:
+                    upcoming = asyncio.ensure_future(read_ahead(done))
+                batch, upcoming = await upcoming
+                room.release()
                 if batch:
-                    taken = done + len(batch)
-                    if not self._stop.is_set() and (count is None or taken < count):
-                        ahead = asyncio.ensure_future(read_ahead(taken))
                     self.metrics.read(len(batch))
                     await self._deliver(destination, dead, batch)
                     checkpoint.add(batch)
@@ -312,10 +324,18 @@ class Runner:
             raise
         finally:
             try:
-                if ahead is not None:
-                    ahead.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await ahead
+                # The chain of batches read ahead: cancel the fetch under way (a link spawns
+                # the next one only once its fetch is done, with no wait after).
+                link = upcoming
+                while link is not None:
+                    if not link.done():
+                        link.cancel()
+                        with contextlib.suppress(asyncio.CancelledError, Exception):
+                            await link
+                        break
+                    if link.cancelled() or link.exception() is not None:
+                        break
+                    link = link.result()[1]
                 if not failed:
                     await checkpoint.commit()  # the last checkpoint of a clean stop
             finally:
