@@ -32,6 +32,7 @@ import asyncio
 import collections
 import contextlib
 import enum
+import gc
 import itertools
 import logging
 import operator
@@ -872,7 +873,16 @@ def _rows_copy_text(rows: Sequence[Any]) -> bytes | None:
     None when a string needs more than losing its quotes: a quote or a ``\u`` escape in it
     (JSON's other escapes, ``\\``, ``\n``, ``\r``, ``\t``, ``\b``, ``\f``, mean the same in
     COPY text)."""
-    data = _encode_json(list(map(_astuple, rows)))
+    # The garbage collector waits while the rows are tuples: thousands of tracked tuples alive
+    # for a millisecond would otherwise set off collections that promote them to older
+    # generations and, every few batches, a full collection of the whole heap (tens of ms).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        data = _encode_json(list(map(_astuple, rows)))
+    finally:
+        if collecting:
+            gc.enable()
     if b"\\" in data and (b'\\"' in data or b"\\u" in data):
         return None
     if b"null" in data:  # null fields, after a comma or opening a row (strings are quoted)

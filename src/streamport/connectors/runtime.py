@@ -289,6 +289,13 @@ class Runner:
             after: Ahead | None = None
             if batch and not self._stop.is_set() and (count is None or following < count):
                 after = asyncio.ensure_future(read_ahead(following))
+                try:
+                    await asyncio.sleep(0)  # let it send its request before the CPU work below
+                except asyncio.CancelledError:
+                    after.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await after
+                    raise
             if batch:
                 try:
                     destination.prepare(batch)
