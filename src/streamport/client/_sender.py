@@ -5,9 +5,11 @@ Any thread pushes encoded records; one task on the client's loop hands them to t
 batches (all that waited, up to `BATCH_RECORDS` records or about `BATCH_BYTES`), in push order,
 and keeps up to `MAX_IN_FLIGHT` batches waiting for their durable acknowledgement at once
 (``Transport.send`` returns once a batch is on its way, with a future of its acknowledgement).
-An idle sender sends a push at once; while batches wait for their acknowledgements, pushes
-gather and go out when the next acknowledgement arrives (as up to `MAX_IN_FLIGHT` batches), so a
-busy producer costs one wake-up of the loop per acknowledgement, not one per record.
+An idle sender sends a push after `LINGER` (5 ms, as Kafka's ``linger.ms``), at once when
+`WAKE_BYTES` wait or someone waits for the acknowledgements; while batches wait for their
+acknowledgements, pushes gather and go out when the next acknowledgement arrives (as up to
+`MAX_IN_FLIGHT` batches), so a busy producer costs one wake-up of the loop per acknowledgement,
+not one per record.
 
 Bounds: at `MAX_PENDING` unacknowledged records or `MAX_PENDING_BYTES` a pushing thread waits;
 the loop thread itself (a consumer callback producing) never waits, its overshoot is bounded by
@@ -37,6 +39,11 @@ MAX_PENDING_BYTES = 64 * 1024 * 1024
 BATCH_RECORDS = 5_000
 BATCH_BYTES = 1024 * 1024  # a batch is cut after the record that reaches this size
 MAX_IN_FLIGHT = 4  # batches waiting for their acknowledgement
+# An idle sender sends a push after LINGER seconds, or at once from WAKE_BYTES waiting (or when
+# someone waits for the acknowledgements): each wake-up of the loop thread takes the GIL from a
+# publishing thread, which on a busy machine can cost it a scheduler time slice.
+LINGER = 0.005
+WAKE_BYTES = 256 * 1024
 
 
 class Sender:
@@ -53,6 +60,7 @@ class Sender:
         # batches in flight, records gather until the next acknowledgement wakes the task.
         self._idle = True
         self._wake_scheduled = False  # a wake-up is on its way to the loop: no need for another
+        self._lingering = False  # that wake-up is a LINGER timer (a full batch wakes at once)
         self._in_flight = 0
         self._task: asyncio.Task[None] | None = None
         self.error: BaseException | None = None
@@ -69,19 +77,32 @@ class Sender:
             self._raise_error()
             self._unacked += 1
             self._unacked_bytes += size
+            waiting_bytes = self._unacked_bytes
         self._queue.append(record)
-        if self._idle and not self._wake_scheduled:
-            self._wake_scheduled = True
-            loop.call_soon(self._wake_up)
+        if self._idle:
+            if not self._wake_scheduled:
+                self._wake_scheduled = True
+                if waiting_bytes >= WAKE_BYTES or loop.in_loop():
+                    loop.call_soon(self._wake_up)
+                else:  # let records gather for LINGER seconds (as Kafka's linger.ms)
+                    self._lingering = True
+                    loop.call_soon(self._linger)
+            elif self._lingering and waiting_bytes >= WAKE_BYTES:
+                self._lingering = False
+                loop.call_soon(self._wake_up)
 
     def _raise_error(self) -> None:
         if self.error is not None:
             error, self.error = self.error, None
             raise StreamportError(f"an earlier write to {self._topic!r} failed: {error}") from error
 
+    def _linger(self) -> None:
+        asyncio.get_running_loop().call_later(LINGER, self._wake_up)
+
     def _wake_up(self) -> None:
         self._idle = False
         self._wake_scheduled = False
+        self._lingering = False
         if self._task is None:
             self._wake = asyncio.Event()
             self._task = asyncio.get_running_loop().create_task(self._run())
@@ -142,6 +163,8 @@ class Sender:
         """Wait until every pushed record is acknowledged; raise the first failed write."""
         if self._core.loop.in_loop():
             return  # cannot wait from a callback; the records are on their way
+        if self._queue:
+            self._core.loop.call_soon(self._wake_up)  # no lingering: someone waits
         with self._cond:
             if not self._cond.wait_for(lambda: self._unacked == 0, timeout):
                 raise StreamportError(
