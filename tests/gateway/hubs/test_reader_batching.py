@@ -38,12 +38,16 @@ def records(count: int) -> list[Record]:
     ]
 
 
-async def event_frames(conn: RawConnection, count: int) -> list[list[Any]]:
+async def event_frames(
+    conn: RawConnection, count: int, progress: list[int] | None = None
+) -> list[list[Any]]:
     """Frames (as lists of decoded messages) until `count` EventDataReceived arrived; pings
-    are left out."""
+    are left out. ``progress[0]``, when given, follows how many arrived so far."""
     frames: list[list[Any]] = []
     seen = 0
     while seen < count:
+        if progress is not None:
+            progress[0] = seen
         frame = await conn.ws.recv()
         if isinstance(frame, str):
             messages = [json.loads(part) for part in frame.split(RS) if part]
@@ -166,9 +170,13 @@ async def test_a_stalled_reader_is_closed_and_never_holds_up_the_others(gateway:
             "type": 3,
             "invocationId": "1",
         }
-        # the reader keeps up: it reads while the data is produced
-        reading = asyncio.create_task(event_frames(reader, count))
+        # the reader keeps up: it reads while the data is produced, and the producer stays at
+        # most 5 MB (half the reader's outgoing queue) ahead of it
+        progress = [0]
+        reading = asyncio.create_task(event_frames(reader, count, progress))
         for start in range(0, count, 10):
+            while start - progress[0] > 50 and not reading.done():
+                await asyncio.sleep(0.01)
             batch = [
                 Record(encode(EventData(id="E", timestamp=i, value=f"{i} {big}")), key=b"s")
                 for i in range(start, start + 10)
