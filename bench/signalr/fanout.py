@@ -1,10 +1,12 @@
 """Reader-hub fan-out: N reader connections on one topic while R events/s are written.
 
-Processes: the gateway (``create_app`` on uvicorn, embedded broker, auth off on loopback), the
-readers (``--reader-procs`` processes of a minimal WebSocket client speaking SignalR JSON; each
+Processes: the gateway (``create_app`` on uvicorn with `signalr.WebSocketProtocol` as ``streamport
+up`` runs it, embedded broker, auth off on loopback), the readers (``--reader-procs`` processes of a minimal WebSocket client speaking SignalR JSON; each
 connection invokes ``SubscribeToEvent(topic, "*", "*")``), and this process, which writes R
 events/s through the writer hub (``SendEventData`` from ``--writers`` connections, since a hub
 connection runs one invocation at a time as ASP.NET does; each event's value is its send time).
+The writers start together, so they write in bursts of ``--writers`` events (``--spread``: evenly
+spread schedules; see `write_all`).
 
 The reader client is built not to be the bottleneck: an ``asyncio.Protocol`` that parses WebSocket
 frame headers, counts ``EventDataReceived`` in each payload with ``bytes.count`` and, on every
