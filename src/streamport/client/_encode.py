@@ -17,11 +17,9 @@ Example::
 
 from __future__ import annotations
 
-import msgspec
 import orjson
 
 from streamport import model
-from streamport.broker import Record
 
 _HEAD = b'{"C":"JT","K":"' + model.model_key(model.TimeseriesData()).encode() + b'","V":'
 _START = len(_HEAD)
@@ -49,31 +47,3 @@ def encode(message: model.Message) -> bytes:
             return model.encode(message)
         return b'%s%s,"S":%d,"E":%d}' % (_HEAD, value, _START, _START + len(value))
     return model.encode(message)
-
-
-# The native protocol's packed timeseries (docs/native-protocol.md): a record with this header
-# carries a MessagePack TimeseriesData that the gateway writes as the JSON envelope.
-PACKED_HEADER = "__streamport_packed"
-_PACKED_HEADERS = ((PACKED_HEADER, b"ParameterData"),)
-_msgpack = msgspec.msgpack.Encoder()
-
-
-def envelope_record(message: model.Message, key: bytes) -> Record:
-    """The record of `message` as it goes to the topic (Kafka)."""
-    return Record(value=encode(message), key=key)
-
-
-def packed_record(message: model.Message, key: bytes) -> Record:
-    """The record of `message` for the native protocol: a timeseries packet goes packed.
-
-    MessagePack writes a float as its 8 bytes where JSON needs its shortest decimal digits, so
-    packing costs the client about a third of JSON encoding (bench/sdk: 0.013 s against 0.042 s
-    for 200 packets of 1,000 rows x 5 numbers); the gateway, another process, writes the
-    envelope. Other messages (and packets MessagePack cannot carry) go as envelopes.
-    """
-    if type(message) is model.TimeseriesData:
-        try:
-            return Record(value=_msgpack.encode(message), key=key, headers=_PACKED_HEADERS)
-        except (TypeError, OverflowError):  # e.g. an integer beyond 64 bits
-            pass
-    return Record(value=encode(message), key=key)

@@ -18,11 +18,11 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from streamport import model
+from streamport.broker import Record
 from streamport.client._core import Core
 from streamport.client._data import EventData, TimeseriesData, TimeseriesDataTimestamp
-from streamport.client._encode import envelope_record, packed_record
+from streamport.client._encode import encode
 from streamport.client._enums import EventLevel, StreamEndType
-from streamport.client._native import NativeTransport
 from streamport.client._sender import make_sender
 from streamport.client._time import epoch_ns, to_ns
 from streamport.model.data import check_id
@@ -40,10 +40,6 @@ class TopicProducer:
         self._core = core
         self.topic = topic
         self._sender = make_sender(core, topic)
-        # The gateway takes timeseries packets packed and writes their envelope (native only).
-        self._record = (
-            packed_record if isinstance(core.transport, NativeTransport) else envelope_record
-        )
         self._streams: dict[str, StreamProducer] = {}
         self._lock = threading.Lock()
         self.on_disposed: Callable[[TopicProducer], None] | None = None
@@ -80,7 +76,7 @@ class TopicProducer:
             self._streams.pop(stream_id, None)
 
     def _send(self, stream_id: str, message: model.Message) -> None:
-        self._sender.push(self._record(message, stream_id.encode()))
+        self._sender.push(Record(value=encode(message), key=stream_id.encode()))
 
     def flush(self, timeout: float | None = None) -> None:
         """Publish what the streams buffer and wait until the broker acknowledged everything."""

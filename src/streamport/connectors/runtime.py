@@ -144,8 +144,24 @@ class Runner:
             if timer is not None:
                 timer.cancel()
 
+    async def _setup(self) -> None:
+        await retry(
+            self.connector.setup,
+            self._backoff,
+            stop=self._stop,
+            on_retry=self.metrics.retried,
+            what=f"{self.connector.name} setup",
+        )
+
     async def _run(self, count: int | None) -> RunResult:
         transport = self._transport or open_transport(self.config)
+        # A destination connects to its outside system while the transport connects (it reads
+        # nothing before both are up); a source sets up once its records have somewhere to go.
+        early = (
+            asyncio.ensure_future(self._setup())
+            if isinstance(self.connector, Destination)
+            else None
+        )
         try:
             await retry(
                 transport.start,
@@ -154,18 +170,22 @@ class Runner:
                 on_retry=self.metrics.retried,
                 what="connect to streamport",
             )
-        except Stopped:
-            await transport.aclose()
-            return self._result()
+        except BaseException as exc:
+            if early is not None:
+                early.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await early
+                try:
+                    await self.connector.close()
+                finally:
+                    self.connector.state = ConnectorState.CLOSED
+            if isinstance(exc, Stopped):
+                await transport.aclose()
+                return self._result()
+            raise
         try:
             with contextlib.suppress(Stopped):
-                await retry(
-                    self.connector.setup,
-                    self._backoff,
-                    stop=self._stop,
-                    on_retry=self.metrics.retried,
-                    what=f"{self.connector.name} setup",
-                )
+                await (early if early is not None else self._setup())
                 self.connector.state = ConnectorState.READY
                 if isinstance(self.connector, Source):
                     await self._bounded(self._run_source(transport, count))

@@ -5,8 +5,7 @@ Tasks of a connection, all in one TaskGroup that ends with the WebSocket:
 * the reader decodes frames and routes them: produce requests to the produce queue, the others
   to their subscription's queue;
 * the producer takes produce requests in order, joins consecutive ones for the same topic into
-  one broker write (the speed is in batching), writes the JSON envelope of packed timeseries
-  records, and answers each once the broker made it durable;
+  one broker write (the speed is in batching) and answers each once the broker made it durable;
 * one task per subscription owns its broker consumer and serves its requests in order, so a
   long-polling fetch delays neither produce nor the other subscriptions;
 * the sender writes replies.
@@ -23,7 +22,6 @@ import logging
 import msgspec
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from streamport import model
 from streamport.broker import Consumer, Record, TopicPartition, validate_topic_name
 from streamport.errors import StreamportError, ValidationError
 from streamport.gateway.auth import Principal
@@ -43,7 +41,6 @@ from streamport.model.native_frames import (
     Subscribed,
     Unsubscribe,
     WireConsumed,
-    WireRecord,
 )
 
 log = logging.getLogger("streamport.gateway.native")
@@ -56,23 +53,6 @@ MAX_FETCH_RECORDS = 10_000
 MAX_FETCH_MS = 30_000
 JOIN_RECORDS = 20_000  # at most this many records of queued requests go into one broker write
 
-# A produced record whose first header is this carries a MessagePack TimeseriesData (the SDK
-# packs timeseries packets: cheaper for it than JSON); the gateway writes the JSON envelope.
-PACKED_HEADER = "__streamport_packed"
-
-
-class _Packed(msgspec.Struct, rename="pascal", kw_only=True):
-    """`model.TimeseriesData` as packed by the SDK; integers stay integers (as in its JSON)."""
-
-    epoch: int = 0
-    timestamps: list[int] = []
-    numeric_values: dict[str, list[int | float | None]] = {}
-    string_values: dict[str, list[str | None]] = {}
-    binary_values: dict[str, list[bytes | None]] = {}
-    tag_values: dict[str, list[str | None]] = {}
-
-
-_packed_decoder = msgspec.msgpack.Decoder(_Packed)
 _msgpack_decoder = msgspec.msgpack.Decoder(Request)
 _json_decoder = msgspec.json.Decoder(Request)
 _msgpack_encoder = msgspec.msgpack.Encoder()
@@ -89,30 +69,6 @@ def failure(request_id: int, exc: BaseException) -> Failed:
         return Failed(request_id, "ValidationError", f"invalid request: {exc}")
     log.exception("native protocol: unexpected error in request %d", request_id, exc_info=exc)
     return Failed(request_id, "InternalError", "internal server error (logged)")
-
-
-def _record(wire: WireRecord) -> Record:
-    """The record to write: a packed timeseries packet becomes its JSON envelope."""
-    headers = wire.headers
-    if headers and headers[0][0] == PACKED_HEADER:
-        try:
-            data = _packed_decoder.decode(wire.value)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise ValidationError(
-                f"invalid packed timeseries data: {exc}", field="records"
-            ) from exc
-        value = model.encode(
-            model.TimeseriesData(
-                epoch=data.epoch,
-                timestamps=data.timestamps,
-                numeric_values=data.numeric_values,  # ints are numbers (list[float] takes them)
-                string_values=data.string_values,
-                binary_values=data.binary_values,
-                tag_values=data.tag_values,
-            )
-        )
-        return Record(value=value, key=wire.key, headers=tuple(headers[1:]))
-    return Record(value=wire.value, key=wire.key, headers=tuple(headers))
 
 
 class _Subscription:
@@ -219,8 +175,12 @@ class Connection:
             await self._write(topic, batch)
 
     async def _write(self, topic: str, batch: list[Produce]) -> None:
+        records = [
+            Record(value=r.value, key=r.key, headers=tuple(r.headers))
+            for request in batch
+            for r in request.records
+        ]
         try:
-            records = [_record(r) for request in batch for r in request.records]
             placed = await self._state.writer.produce(topic, records)
         except Exception as exc:
             for request in batch:
