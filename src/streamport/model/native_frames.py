@@ -78,7 +78,8 @@ class WireConsumed(msgspec.Struct, array_like=True, gc=False):
     offset: int
     key: bytes | None
     value: bytes
-    headers: list[tuple[str, bytes]]
+    # A tuple: an empty one decodes as the shared empty tuple, not a new list per record.
+    headers: tuple[tuple[str, bytes], ...]
     timestamp_ms: int
 
 

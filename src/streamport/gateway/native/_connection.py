@@ -244,7 +244,9 @@ class Connection:
             if got:
                 self._state.metrics.records_out.labels(sub.topic).inc(len(got))
             records = [
-                WireConsumed(r.partition, r.offset, r.key, r.value, list(r.headers), r.timestamp_ms)
+                WireConsumed(
+                    r.partition, r.offset, r.key, r.value, tuple(r.headers), r.timestamp_ms
+                )
                 for r in got
             ]
             return Fetched(request.id, sub.topic, records)
