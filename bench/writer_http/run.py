@@ -175,7 +175,9 @@ def main() -> None:
                     "events": run_wrk(base, scripts["events"], args.seconds, args.connections),
                     "params": run_wrk(base, scripts["params"], args.seconds, 8),
                 }
-                raw = asyncio.run(raw_produce_rate(data / f"raw{n}", envelope, args.seconds))
+                raw = asyncio.run(raw_produce_rate(data / "raw", envelope, args.seconds))
+                # Gigabytes of dirty pages left behind would slow the next rounds' writes.
+                shutil.rmtree(data / "raw")
                 r["raw"] = {"rps": raw}
                 rounds.append(r)
                 print(
