@@ -247,12 +247,25 @@ _strict_parameters = msgspec.json.Decoder(_StrictParameterData)
 _strict_events = msgspec.json.Decoder(list[_StrictEvent] | _StrictEvent)
 
 
+# Hub arguments arrive decoded: a dict or a list is converted to the same exact shapes (one type
+# per container: converting to a union costs more than binding field by field).
+_strict_shapes: dict[tuple[Any, type], Any] = {
+    (_strict_parameters, dict): _StrictParameterData,
+    (_strict_events, dict): _StrictEvent,
+    (_strict_events, list): list[_StrictEvent],
+}
+
+
 def _fast(decoder: msgspec.json.Decoder[Any], body: object) -> Any:
-    if isinstance(body, bytes):
-        try:
+    """`body` in its exact camelCase shape, or None to bind it field by field (and explain)."""
+    try:
+        if isinstance(body, bytes):
             return decoder.decode(body)
-        except msgspec.DecodeError:  # includes ValidationError
-            return None
+        shape = _strict_shapes.get((decoder, type(body)))
+        if shape is not None:
+            return msgspec.convert(body, shape)
+    except msgspec.DecodeError:  # includes ValidationError
+        pass
     return None
 
 
