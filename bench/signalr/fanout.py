@@ -93,6 +93,7 @@ def serve(port: int, data_dir: str, flush_chunk: int, switch_interval: float, di
         sys.setswitchinterval(switch_interval)
 
     from streamport.broker.embedded import EmbeddedBroker
+    from streamport.cli._serve import tune_gc
     from streamport.gateway.app import create_app
     from streamport.gateway.signalr import WebSocketProtocol
     from streamport.settings import Settings
@@ -112,6 +113,7 @@ def serve(port: int, data_dir: str, flush_chunk: int, switch_interval: float, di
                 probe.append(asyncio.create_task(task))
         await app(scope, receive, send)
 
+    tune_gc()  # as `streamport up`
     uvicorn.run(
         with_probe,
         host="127.0.0.1",

@@ -1,6 +1,6 @@
 """The real gateway for bench/signalr/run.py: ``create_app`` on the embedded broker, auth off on
-loopback, uvicorn configured as ``streamport up`` does. Run: ``python bench/signalr/gateway.py PORT
-DATA_DIR``; prints ``ready`` when listening."""
+loopback, uvicorn and the garbage collector configured as ``streamport up`` does.
+Run: ``python bench/signalr/gateway.py PORT DATA_DIR``; prints ``ready`` when listening."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 import uvicorn
 
 from streamport.broker.embedded import EmbeddedBroker
+from streamport.cli._serve import tune_gc
 from streamport.gateway.app import create_app
 from streamport.gateway.signalr import WebSocketProtocol
 from streamport.settings import Settings
@@ -35,6 +36,7 @@ def main() -> None:
         loop="uvloop",
         ws=WebSocketProtocol,  # as `streamport up`
     )
+    tune_gc()  # as `streamport up`
     _Ready(config).run()
 
 

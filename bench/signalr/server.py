@@ -25,6 +25,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
+from streamport.cli._serve import tune_gc
 from streamport.gateway.signalr import (
     Context,
     CountingMetrics,
@@ -120,6 +121,7 @@ def main() -> None:
         ws=WebSocketProtocol,  # as `streamport up`; the raw endpoint does not use its extension
     )
     uv = uvicorn.Server(config)
+    tune_gc()  # the same collector settings as the gateway: the ratio compares code, not settings
 
     async def run() -> None:
         task = asyncio.create_task(uv.serve())
