@@ -5,8 +5,8 @@ Decoding 5,000 floats into Python and encoding them again is most of the cost of
 on the way. :func:`parameter_data_envelope` lets msgspec check the JSON syntax of the whole body
 (skipping the value columns as ``Raw``), proves with a few byte scans that each numeric column
 is a flat array of floats and nulls of the right length, and splices the column text into the
-envelope unchanged. Any doubt - field names neither all camelCase nor all PascalCase, an integer or exponent in a
-numeric column, a non-zero epoch, unknown fields - takes the exact path
+envelope unchanged. Any doubt - field names neither all camelCase nor all PascalCase, an integer
+or exponent in a numeric column, a non-zero epoch, unknown fields - takes the exact path
 (:func:`~streamport.model.api.parse_parameter_data` then :func:`~streamport.model.envelope.encode`),
 which also produces the error naming the bad field. Either path yields a value that decodes to
 the same :class:`~streamport.model.data.TimeseriesData`.
@@ -107,26 +107,23 @@ def _spliced(body: bytes) -> bytes | None:
     return _encoder.encode(_Wire(0, columns.timestamps, numeric, strings, binaries, tags))
 
 
-def _flat(text: bytes, excluded: tuple[bytes, ...]) -> int | None:
-    """How many elements the JSON value `text` (its syntax already checked) holds if it is an
-    array with none of the `excluded` bytes and nothing nested; else None."""
-    if text[:1] != b"[" or text.find(b"[", 1) != -1 or any(c in text for c in excluded):
-        return None
-    return text.count(b",") + 1 if text[1:-1].strip() else 0
-
-
 # No quote, brace, t or f: no strings, objects, true or false. No e: no exponents.
 _NOT_FLOATS = (b'"', b"{", b"t", b"f", b"e", b"E")
 
 
 def _floats(text: bytes, count: int) -> bool:
-    """Whether `text` is a flat array of `count` floats written with a decimal point, and nulls.
+    """Whether the JSON value `text` (its syntax already checked) is a flat array of `count`
+    floats written with a decimal point, and nulls.
 
-    As a number has at most one point, points plus nulls make `count` only if every number has
-    one. Integers (``3``) and exponents take the exact path, so every number on the wire reads
-    back as a float in any JSON reader, as it would after decoding and encoding.
+    Without the bytes of `_NOT_FLOATS` and with one ``[``, the elements are numbers and nulls, one
+    more than the commas. As a number has at most one point, points plus nulls make `count` only
+    if every number has one. Integers (``3``) and exponents take the exact path, so every number
+    on the wire reads back as a float in any JSON reader, as it would after decoding and encoding.
     """
-    if _flat(text, _NOT_FLOATS) != count:
+    if text[:1] != b"[" or text.find(b"[", 1) != -1 or any(c in text for c in _NOT_FLOATS):
+        return False
+    elements = text.count(b",") + 1 if text[1:-1].strip() else 0
+    if elements != count:
         return False
     nulls = text.count(b"null") if b"n" in text else 0  # no n, no null: a quick look first
     return text.count(b".") + nulls == count
