@@ -251,3 +251,32 @@ async def test_delete_topic_removes_files_and_offsets(tmp_path: Path) -> None:
         await broker.create_topic("t")
         assert await broker.committed("g", "t") == {}
         assert await broker.watermarks("t") == [Watermarks(0, 0)]
+
+
+# --- reads of the newest batches ---------------------------------------------------------------
+
+
+async def test_readers_that_keep_up_read_the_newest_batches_from_memory(tmp_path: Path) -> None:
+    async with EmbeddedBroker(tmp_path) as broker:
+        await broker.create_topic("t")
+        await broker.produce("t", [Record(value=b"old")])
+        for path in segments(tmp_path, "t"):
+            path.unlink()  # what is read from here on cannot come from the file
+        await broker.produce("t", [Record(value=b"a", key=b"k"), Record(value=b"b", key=b"k")])
+        async with broker.consumer(["t"], auto_offset_reset="latest") as consumer:
+            await consumer.seek(TopicPartition("t", 0), 1)
+            got = await fetch_n(consumer, 2, wait=5)
+    assert [(r.offset, r.key, r.value) for r in got] == [(1, b"k", b"a"), (2, b"k", b"b")]
+
+
+async def test_reads_cross_from_the_file_into_the_memory_tail(tmp_path: Path) -> None:
+    # 300 batches of 1 KiB: the oldest are only in the file, the newest also in memory.
+    values = [bytes([i % 256]) * 1024 for i in range(300)]
+    async with EmbeddedBroker(tmp_path) as broker:
+        await broker.create_topic("t")
+        for value in values:
+            await broker.produce("t", [Record(value=value)])
+        assert await read_all(broker, "t") == values
+        async with broker.consumer(["t"], auto_offset_reset="earliest") as consumer:
+            await consumer.seek(TopicPartition("t", 0), 250)
+            assert [r.value for r in await fetch_n(consumer, 50, wait=5)] == values[250:]

@@ -284,7 +284,10 @@ class EmbeddedBroker:
             batches.append((t.logs[p], payload, len(recs), now, max_timestamp(recs, now)))
         results = await writer.append_many(
             [
-                ((lg.file, payload, count, bts, mts), partial(lg.on_appended, count, mts))
+                (
+                    (lg.file, payload, count, bts, mts),
+                    partial(lg.on_appended, count, bts, mts, payload),
+                )
                 for lg, payload, count, bts, mts in batches
             ]
         )

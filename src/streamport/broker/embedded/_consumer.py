@@ -136,7 +136,9 @@ class EmbeddedConsumer:
             self._running()
             plans = self._plans(max_records)
             if plans:
-                read = await asyncio.to_thread(read_frames, plans)
+                read = self._read_tails(plans)
+                if read is None:
+                    read = await asyncio.to_thread(read_frames, plans)
                 records = self._take(read, max_records)
                 if records:
                     return records
@@ -157,6 +159,19 @@ class EmbeddedConsumer:
                     lg.waiters.discard(waiter)
                 if not waiter.done():
                     waiter.cancel()
+
+    def _read_tails(
+        self, plans: list[ReadPlan]
+    ) -> list[tuple[ReadPlan, list[ConsumedRecord]]] | None:
+        """Every plan read from its partition's in-memory tail, or None if one is not there."""
+        read = []
+        for plan in plans:
+            lg = self.broker._log(TopicPartition(plan.topic, plan.partition))
+            records = lg.read_tail(plan.offset, plan.limit)
+            if records is None:
+                return None
+            read.append((plan, records))
+        return read
 
     def _take(
         self, read: list[tuple[ReadPlan, list[ConsumedRecord]]], max_records: int

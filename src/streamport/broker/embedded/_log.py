@@ -3,19 +3,33 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from pathlib import Path
 
+from streamport.broker.base import ConsumedRecord
+from streamport.broker.embedded._frame import Frame, decode_records
 from streamport.broker.embedded._segment import ReadPlan, Segment, plan_read
 from streamport.broker.embedded._writer import AppendResult, PartitionFile
 
 # Bytes one fetch reads from one partition at most (always at least one whole batch).
 FETCH_MAX_BYTES = 8 << 20
+# Payload bytes of the newest batches each partition keeps in memory for readers that keep up.
+TAIL_BYTES = 128 << 10
 
 
 class PartitionLog:
     """Segments hold only acknowledged batches: readers never see a write before its ack."""
 
-    __slots__ = ("directory", "file", "partition", "segments", "topic", "waiters")
+    __slots__ = (
+        "directory",
+        "file",
+        "partition",
+        "segments",
+        "tail",
+        "tail_bytes",
+        "topic",
+        "waiters",
+    )
 
     def __init__(
         self,
@@ -31,6 +45,11 @@ class PartitionLog:
         self.segments = segments
         self.file = file
         self.waiters: set[asyncio.Future[None]] = set()
+        # The newest acknowledged batches, in offset order, so a reader that keeps up reads them
+        # here in the loop instead of from the file through a worker thread (two thread
+        # crossings fewer between a write and its delivery).
+        self.tail: deque[Frame] = deque()
+        self.tail_bytes = 0
 
     @property
     def low(self) -> int:
@@ -40,12 +59,35 @@ class PartitionLog:
     def high(self) -> int:
         return self.segments[-1].end_offset
 
-    def on_appended(self, count: int, max_ts: int, res: AppendResult) -> None:
+    def on_appended(
+        self, count: int, batch_ts: int, max_ts: int, payload: bytes, res: AppendResult
+    ) -> None:
         """Called in the loop, in write order, once a batch is durable."""
         if res.rolled is not None:
             self.segments.append(res.rolled)
         self.segments[-1].add(res.base_offset, count, res.position, res.end, max_ts)
+        self.tail.append(
+            Frame(res.base_offset, count, batch_ts, max_ts, payload, res.position, res.end)
+        )
+        self.tail_bytes += len(payload)
+        while self.tail_bytes > TAIL_BYTES and self.tail:
+            self.tail_bytes -= len(self.tail.popleft().payload)
         self.wake()
+
+    def read_tail(self, offset: int, limit: int) -> list[ConsumedRecord] | None:
+        """Up to `limit` records from `offset` on, if the in-memory tail holds `offset`."""
+        if not self.tail or offset < self.tail[0].base_offset:
+            return None
+        records: list[ConsumedRecord] = []
+        for frame in self.tail:
+            if frame.base_offset + frame.n_records <= offset:
+                continue
+            batch = decode_records(self.topic, self.partition, frame, offset, limit - len(records))
+            records += batch
+            if len(records) >= limit:
+                break
+            offset = frame.base_offset + frame.n_records
+        return records
 
     def on_rolled(self, seg: Segment) -> None:
         self.segments.append(seg)
