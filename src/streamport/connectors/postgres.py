@@ -586,7 +586,9 @@ class PostgresDestination(Destination[PostgresDestinationConfig]):
     def _last_per_key(
         self, rows: list[Row], batch: Sequence[SinkRecord], per_record: list[list[Row]]
     ) -> list[Row]:
-        """One row per key, the latest (ON CONFLICT cannot touch a row twice in a statement)."""
+        """One row per key (ON CONFLICT cannot touch a row twice in a statement): the rows of a
+        key merged in order, a later non-null value over an earlier one - what upserting them one
+        by one would store, since a null or missing value keeps the stored one."""
         key = self.config.key
         out: dict[tuple[Any, ...], Row] = {}
         for record, record_rows in zip(batch, per_record, strict=True):
@@ -599,7 +601,12 @@ class PostgresDestination(Destination[PostgresDestinationConfig]):
                     ) from exc
                 if any(v is None for v in values):
                     raise RecordRejected(f"record has a null key field (key: {key})", record)
-                out[_hashable(values)] = row
+                k = _hashable(values)
+                earlier = out.get(k)
+                if earlier is None:
+                    out[k] = row
+                else:
+                    out[k] = {**earlier, **{n: v for n, v in row.items() if v is not None}}
         return list(out.values())
 
     async def _copy(
@@ -850,9 +857,8 @@ class _RowCodec:
             keys = list(map(self._key, rows))
             if None in (itertools.chain.from_iterable(keys) if self._compound_key else keys):
                 return None  # the general path dead-letters the record
-            # The latest row of each key (ON CONFLICT cannot touch a row twice), as
-            # `_last_per_key`.
-            rows = list(dict(zip(keys, rows, strict=True)).values())
+            if len(set(keys)) != len(keys):
+                return None  # a key twice: the general path merges its rows (`_last_per_key`)
         # Commas and brackets are the JSON structure `_rows_copy_text` rewrites: a text holding
         # one goes the general way.
         if self._text is not None:
