@@ -25,8 +25,12 @@ from streamport.broker.kafka import DEFAULT_MAX_RECORD_BYTES, KafkaBroker, Kafka
 
 # The Kafka backend's one boundary for librdkafka errors and its client settings, reused so the
 # SDK's direct producer translates and connects exactly as the broker does.
-from streamport.broker.kafka._broker import DEFAULT_PRODUCE_TIMEOUT, client_settings
-from streamport.broker.kafka._errors import translate, translated
+from streamport.broker.kafka._broker import (
+    DEFAULT_PRODUCE_TIMEOUT,
+    client_settings,
+    produce_record,
+)
+from streamport.broker.kafka._errors import translate
 from streamport.errors import RecordTooLarge, StreamportError, TopicExists, UnknownTopic
 
 log = logging.getLogger("streamport.client")
@@ -182,16 +186,7 @@ class KafkaTransport:
                 "bytes: publish smaller packets (buffer.packet_size)",
                 field="record",
             )
-        with translated(topic=topic):
-            producer.produce(
-                topic,
-                value=record.value,
-                key=record.key,
-                headers=list(record.headers) or None,
-                partition=-1 if record.partition is None else record.partition,
-                timestamp=record.timestamp_ms or 0,
-                on_delivery=on_delivery,
-            )
+        produce_record(producer, topic, record, on_delivery)
 
     def flush(self, timeout: float | None) -> int:
         """Wait (blocking, GIL released) until every queued record is delivered or failed;

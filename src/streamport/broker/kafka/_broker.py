@@ -7,7 +7,7 @@ import enum
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Self
 
 from confluent_kafka import (
@@ -77,6 +77,26 @@ def client_settings(bootstrap_servers: str, client_config: Mapping[str, str]) ->
         "logger": log,
         **client_config,
     }
+
+
+def produce_record(
+    producer: Producer,
+    topic: str,
+    record: Record,
+    on_delivery: Callable[[KafkaError | None, Message], None],
+) -> None:
+    """Queue `record` in librdkafka (non-blocking: it only queues, or raises BufferError when its
+    queue is full); errors librdkafka raises at once become StreamportErrors."""
+    with translated(topic=topic):
+        producer.produce(
+            topic,
+            value=record.value,
+            key=record.key,
+            headers=list(record.headers) or None,
+            partition=-1 if record.partition is None else record.partition,
+            timestamp=record.timestamp_ms or 0,
+            on_delivery=on_delivery,
+        )
 
 
 class KafkaBroker:
@@ -382,17 +402,7 @@ class KafkaBroker:
 
         while True:
             try:
-                with translated(topic=topic):
-                    # Non-blocking: librdkafka only queues the record (or raises BufferError).
-                    producer.produce(
-                        topic,
-                        value=record.value,
-                        key=record.key,
-                        headers=list(record.headers) or None,
-                        partition=-1 if record.partition is None else record.partition,
-                        timestamp=record.timestamp_ms or 0,
-                        on_delivery=report,
-                    )
+                produce_record(producer, topic, record, report)
                 return
             except BufferError:
                 # The local queue is full: wait until deliveries free space, then retry.
