@@ -411,8 +411,9 @@ async def test_destination_upserts_batches_on_the_typed_path(
     gateway: Gateway, postgres_dsn: str
 ) -> None:
     # The first batch creates the table (general path); the next ones take the typed path,
-    # prepared while the previous batch is written: upsert, latest per key, nulls keep the
-    # stored value, a refused value dead-letters its record only.
+    # prepared while the previous batch is written: upsert, the rows of a key merged (later
+    # non-null values win), nulls keep the stored value, a refused value dead-letters its record
+    # only.
     table = unique("typed")
     topic = unique("typed")
     await gateway.broker.create_topic(topic)
@@ -422,7 +423,7 @@ async def test_destination_upserts_batches_on_the_typed_path(
         b'{"id": 3, "x": 3.5, "s": "three"}',
         b'{"id": 1, "x": 10, "s": null}',  # x updated, s kept
         b'{"id": 2, "s": "deux"}',
-        b'{"id": 2, "s": "zwei"}',  # the latest of the batch wins
+        b'{"id": 2, "s": "zwei"}',  # the later non-null value of the batch wins
         b'{"id": 4, "x": 4.5, "s": "four"}',
         b'{"id": "five", "x": 5.5}',  # refused by PostgreSQL: dead-lettered
         b'{"id": 6, "x": 6.5, "s": "six"}',
