@@ -230,6 +230,78 @@ async def test_concurrent_producers_share_writes(tmp_path: Path) -> None:
             assert sorted(o for q, o in places if q == p) == list(range(mark.high))
 
 
+async def test_small_appends_are_written_without_waiting_for_the_loop(tmp_path: Path) -> None:
+    # Idle writer thread, no fsync: the produce completes in the caller's step, without the
+    # crossing to the writer thread and back (the coroutine never suspends).
+    async with EmbeddedBroker(tmp_path) as broker:
+        await broker.create_topic("t")
+        produce = broker.produce("t", [Record(b"now")])
+        with pytest.raises(StopIteration) as finished:
+            produce.send(None)
+        [meta] = finished.value.value
+        assert (meta.partition, meta.offset) == (0, 0)
+        assert (await broker.watermarks("t"))[0].high == 1
+        assert await read_all(broker, "t") == [b"now"]
+
+
+async def test_writes_keep_their_order_between_the_loop_and_the_writer_thread(
+    tmp_path: Path,
+) -> None:
+    # Large batches and offset commits go through the writer thread, small batches are written
+    # by the loop while the thread is idle: every batch still lands in call order.
+    from streamport.broker.embedded._writer import INLINE_BYTES
+
+    big = INLINE_BYTES + 1
+    values = [b"%03d" % i + (b"x" * big if i % 5 == 0 else b"") for i in range(40)]
+    async with EmbeddedBroker(tmp_path, max_record_bytes=2 * big) as broker:
+        await broker.create_topic("t")
+        await broker.create_topic("c")
+        await broker.produce("c", [Record(b"c")])
+        async with broker.consumer(["c"], group="g", auto_offset_reset="earliest") as c:
+            await fetch_n(c, 1, wait=5)
+            tasks = []
+            for i, value in enumerate(values):
+                tasks.append(asyncio.ensure_future(broker.produce("t", [Record(value)])))
+                if i % 3 == 0:
+                    tasks.append(asyncio.ensure_future(c.commit()))
+                if i % 7 == 0:
+                    await asyncio.sleep(0)
+            done = await asyncio.gather(*tasks)
+        offsets = [metas[0].offset for metas in done if metas]
+        assert offsets == list(range(len(values)))
+        assert await read_all(broker, "t") == values
+    async with EmbeddedBroker(tmp_path) as broker:  # and so it is on disk
+        assert await read_all(broker, "t") == values
+        assert await broker.committed("g", "c") == {0: 1}
+
+
+async def test_a_failed_write_in_the_loop_is_reported_and_leaves_no_gap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import os
+
+    from streamport.errors import BrokerUnavailable
+
+    async with EmbeddedBroker(tmp_path) as broker:
+        await broker.create_topic("t")
+        await broker.produce("t", [Record(b"a")])
+        real = os.pwritev
+
+        def full(fd: int, buffers: list[bytes], offset: int) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(os, "pwritev", full)
+        with pytest.raises(BrokerUnavailable, match="No space left"):
+            await broker.produce("t", [Record(b"lost")])
+        monkeypatch.setattr(os, "pwritev", real)
+        [meta] = await broker.produce("t", [Record(b"b")])
+        assert meta.offset == 1
+        assert await read_all(broker, "t") == [b"a", b"b"]
+    async with EmbeddedBroker(tmp_path) as broker:
+        assert await read_all(broker, "t") == [b"a", b"b"]
+
+
 async def test_max_record_bytes_is_configurable(tmp_path: Path) -> None:
     async with EmbeddedBroker(tmp_path, max_record_bytes=100) as broker:
         await broker.create_topic("t")

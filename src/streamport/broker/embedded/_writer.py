@@ -11,6 +11,15 @@ not come here: they use ``asyncio.to_thread`` on immutable, already-acknowledged
 The queue is bounded (``max_pending`` operations). A caller first takes a slot from an
 ``asyncio.Semaphore`` of the same size, so when the queue is full producers wait in the event
 loop (backpressure) and the thread-side ``put`` never blocks.
+
+Inline appends: with ``fsync=False`` an append is a ``pwritev`` into the page cache, a few
+microseconds, while the crossing to the thread and back costs two wake-ups and a GIL hand-off
+(measured under the fan-out benchmark: p50 5 ms, p99 35 ms, most of a write's latency). So when
+nothing is queued ahead and the thread has nothing outstanding (every op handed to it has been
+resolved, so it touches no file), ``append_many`` writes its batches before it returns, without
+waiting for a loop turn, and a loop turn's queued appends are written by the loop, as one group
+in the order the thread would. Anything else (fsync, offset commits, calls, a busy thread, more
+than ``INLINE_BYTES`` at once) goes through the thread as before.
 """
 
 from __future__ import annotations
@@ -36,6 +45,8 @@ T = TypeVar("T")
 
 # Linux allows 1024 buffers per writev; each frame takes two (header, payload).
 _MAX_IOV = 1024
+# The most bytes the event loop appends itself (larger writes may wait on the page cache).
+INLINE_BYTES = 1 << 20
 
 
 class AppendResult(NamedTuple):
@@ -194,6 +205,7 @@ class Writer:
         self._failure: BaseException | None = None
         self._closing = False
         self._pending: list[_Op] = []  # ops of this loop turn, handed over together
+        self._outstanding = 0  # ops handed to the thread and not yet resolved (loop side)
         self.files: list[PartitionFile] = []  # closed when the thread stops
 
     def start(self) -> None:
@@ -222,11 +234,23 @@ class Writer:
 
         Raises the first failure, after every batch has been settled.
         """
-        futures = []
-        for (file, payload, count, batch_ts, max_ts), on_done in batches:
-            fut: asyncio.Future[AppendResult] = self._new_future()
-            await self._enqueue(AppendOp(file, payload, count, batch_ts, max_ts, on_done, fut))
-            futures.append(fut)
+        ops = [
+            AppendOp(file, payload, count, batch_ts, max_ts, on_done, self._new_future())
+            for (file, payload, count, batch_ts, max_ts), on_done in batches
+        ]
+        if not self._pending and self._inline_ok(ops):
+            # Nothing queued ahead of these and the thread idle: written before this returns,
+            # without waiting for a loop turn (see the module docstring).
+            for op, result, error in self._write_inline(ops):
+                if error is None:
+                    op.on_done(result)
+                    op.future.set_result(result)
+                else:
+                    op.future.set_exception(error)
+        else:
+            for op in ops:
+                await self._enqueue(op)
+        futures = [op.future for op in ops]
         if len(futures) == 1:
             return [await futures[0]]
         settled = await asyncio.gather(*futures, return_exceptions=True)
@@ -279,9 +303,38 @@ class Writer:
             error = BrokerUnavailable(f"the log writer failed: {self._failure}")
             self._resolve([(op, None, error) for op in pending])
             return
+        if self._inline_ok(pending):
+            self._resolve(self._write_inline(pending))
+            return
+        self._outstanding += len(pending)
         self._queue.put_nowait(pending)  # never full: each list holds at least one slot's op
 
+    def _inline_ok(self, ops: list[_Op]) -> bool:
+        """Whether the loop may write `ops` itself: only appends, no fsync, not too large, and
+        the thread holds nothing back (every op handed to it resolved, so it touches no file)."""
+        if self._fsync or self._outstanding or self._closing or self._failure is not None:
+            return False
+        size = 0
+        for op in ops:
+            if type(op) is not AppendOp:
+                return False
+            size += len(op.payload)
+        return size <= INLINE_BYTES
+
+    def _write_inline(self, ops: list[_Op]) -> list[tuple[_Op, Any, BaseException | None]]:
+        try:
+            return self._write_group(ops)
+        except BaseException as exc:  # a bug: fail these and stop, as the thread would
+            log.exception("the log writer failed")
+            self._failure = exc
+            failed = BrokerUnavailable(f"the log writer failed: {exc}")
+            return [(op, None, failed) for op in ops]
+
     # --- loop side ---------------------------------------------------------------------------
+
+    def _from_thread(self, done: list[tuple[_Op, Any, BaseException | None]]) -> None:
+        self._outstanding -= len(done)
+        self._resolve(done)
 
     def _resolve(self, done: list[tuple[_Op, Any, BaseException | None]]) -> None:
         for op, result, error in done:
@@ -305,7 +358,7 @@ class Writer:
     def _post(self, done: list[tuple[_Op, Any, BaseException | None]]) -> None:
         if done:
             assert self._loop is not None
-            self._loop.call_soon_threadsafe(self._resolve, done)
+            self._loop.call_soon_threadsafe(self._from_thread, done)
 
     def _run(self) -> None:
         stop = False
