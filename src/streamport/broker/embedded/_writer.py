@@ -29,7 +29,7 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
@@ -242,6 +242,7 @@ class Writer:
             # Nothing queued ahead of these and the thread idle: written before this returns,
             # without waiting for a loop turn (see the module docstring).
             for op, result, error in self._write_inline(ops):
+                assert isinstance(op, AppendOp)
                 if error is None:
                     op.on_done(result)
                     op.future.set_result(result)
@@ -309,7 +310,7 @@ class Writer:
         self._outstanding += len(pending)
         self._queue.put_nowait(pending)  # never full: each list holds at least one slot's op
 
-    def _inline_ok(self, ops: list[_Op]) -> bool:
+    def _inline_ok(self, ops: Sequence[_Op]) -> bool:
         """Whether the loop may write `ops` itself: only appends, no fsync, not too large, and
         the thread holds nothing back (every op handed to it resolved, so it touches no file)."""
         if self._fsync or self._outstanding or self._closing or self._failure is not None:
@@ -321,7 +322,7 @@ class Writer:
             size += len(op.payload)
         return size <= INLINE_BYTES
 
-    def _write_inline(self, ops: list[_Op]) -> list[tuple[_Op, Any, BaseException | None]]:
+    def _write_inline(self, ops: Sequence[_Op]) -> list[tuple[_Op, Any, BaseException | None]]:
         try:
             return self._write_group(ops)
         except BaseException as exc:  # a bug: fail these and stop, as the thread would
@@ -424,7 +425,7 @@ class Writer:
         except Exception as exc:
             return op, None, exc
 
-    def _write_group(self, group: list[_Op]) -> list[tuple[_Op, Any, BaseException | None]]:
+    def _write_group(self, group: Sequence[_Op]) -> list[tuple[_Op, Any, BaseException | None]]:
         if not group:
             return []
         by_file: dict[int, list[AppendOp]] = {}
