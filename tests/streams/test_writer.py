@@ -74,3 +74,31 @@ async def test_a_cancelled_leader_still_settles_the_others(broker: CountingBroke
     placed = await asyncio.wait_for(asyncio.gather(*followers), timeout=10)
     assert [p[0].offset for p in placed] == [1, 2, 3]
     assert broker.calls == [4]
+
+
+async def test_a_writer_cancelled_before_the_joint_produce_is_left_out(
+    broker: CountingBroker,
+) -> None:
+    writer = Writer(broker)
+    await writer.ensure_topic("t")
+    tasks = [asyncio.ensure_future(writer.produce("t", records(f"w{n}", 1))) for n in range(3)]
+    await asyncio.sleep(0)  # all three joined; the joint produce runs in the next turn
+    tasks[1].cancel()
+    done = await asyncio.gather(*tasks, return_exceptions=True)
+    assert isinstance(done[1], asyncio.CancelledError)
+    assert [p[0].offset for p in (done[0], done[2])] == [0, 1]  # type: ignore[index]
+    assert broker.calls == [2]
+
+
+async def test_joined_writers_resume_one_turn_after_the_produce(broker: CountingBroker) -> None:
+    # The embedded broker appends small batches without suspending, so from the writers' first
+    # step: one turn to join, the produce, one turn to resume (no shield or callback hops).
+    writer = Writer(broker)
+    await writer.ensure_topic("t")
+    tasks = [asyncio.ensure_future(writer.produce("t", records(f"w{n}", 1))) for n in range(3)]
+    turns = 0
+    while not all(task.done() for task in tasks):
+        await asyncio.sleep(0)
+        turns += 1
+    assert turns == 3  # the writers' first step, the joint produce, the writers' resumption
+    assert broker.calls == [3]

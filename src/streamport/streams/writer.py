@@ -45,7 +45,8 @@ class Writer:
         # back shows up as UnknownTopic on produce, which drops it from here and retries once.
         self._known: set[str] = set()
         self._creating: dict[str, asyncio.Lock] = {}
-        self._joining: dict[str, _Batch] = {}  # the batch each topic's leader is collecting now
+        self._joining: dict[str, _Batch] = {}  # the writes of this loop turn, per topic
+        self._joint: set[asyncio.Task[None]] = set()  # joint produces under way
 
     async def ensure_topic(self, topic: str) -> None:
         """Make sure `topic` exists: create it when auto-creation is on, else raise UnknownTopic."""
@@ -96,41 +97,55 @@ class Writer:
 
         Many concurrent requests each writing a little is the gateway's common case; one broker
         produce call for all of them costs far less than one each. The first writer of a turn
-        leads: it yields once so the others can join, then produces everything in arrival order
-        (so per-stream order holds) and hands each writer its own placements. A joint call refused
-        as invalid (say, one record too large) wrote nothing: every writer then produces alone, so
-        the error reaches the request it belongs to.
+        starts a joint task; it runs in the next turn, so every writer of this turn has joined,
+        produces everything in arrival order (so per-stream order holds) and hands each writer
+        its own placements. Each writer awaits its own future, set by the task itself, so it
+        resumes one turn after the produce (a shield and done-callbacks would cost two more) and a
+        writer that is cancelled (its client left) cannot strand the others. A joint call refused
+        as invalid (say, one record too large) wrote nothing: every writer then produces alone,
+        so the error reaches the request it belongs to.
         """
+        placed: asyncio.Future[list[RecordMetadata]] = asyncio.get_running_loop().create_future()
         batch = self._joining.get(topic)
-        if batch is not None:
-            joined: asyncio.Future[list[RecordMetadata]] = (
-                asyncio.get_running_loop().create_future()
-            )
-            batch.append((records, joined))
-            try:
-                return await joined
-            except _Alone:
-                return await self._broker.produce(topic, records)
-        batch = self._joining[topic] = [(records, None)]
+        if batch is None:
+            batch = self._joining[topic] = []
+            task = asyncio.ensure_future(self._produce_joint(topic, batch))
+            self._joint.add(task)  # the loop keeps only a weak reference
+            task.add_done_callback(self._joint.discard)
+        batch.append((records, placed))
         try:
-            await asyncio.sleep(0)  # one loop turn: the writers of this turn join the batch
-        finally:
-            del self._joining[topic]
-        if len(batch) == 1:
+            return await placed
+        except _Alone:
             return await self._broker.produce(topic, records)
-        # The joint produce runs as its own task, awaited by every writer of the batch: its
-        # done-callback settles the followers even if the leader is cancelled (its client left).
-        combined = [record for part, _ in batch for record in part]
-        task = asyncio.ensure_future(self._broker.produce(topic, combined))
-        # Shield first, settle second: done-callbacks run in that order, so the leader resumes
-        # before its followers and writers that must retry alone do so in arrival order.
-        shielded = asyncio.shield(task)
-        task.add_done_callback(lambda done: _settle(batch, done))
+
+    async def _produce_joint(self, topic: str, batch: _Batch) -> None:
+        del self._joining[topic]  # writers from here on start the next batch
+        waiting = [(part, fut) for part, fut in batch if not fut.done()]
+        if not waiting:
+            return
+        combined = waiting[0][0] if len(waiting) == 1 else [r for part, _ in waiting for r in part]
         try:
-            placed = await shielded
-        except ValidationError:
-            return await self._broker.produce(topic, records)
-        return placed[: len(records)]
+            result = await self._broker.produce(topic, combined)
+        except ValidationError as exc:
+            for _, fut in waiting:
+                if not fut.done():
+                    fut.set_exception(exc if len(waiting) == 1 else _Alone())
+            return
+        except BaseException as exc:
+            for _, fut in waiting:
+                if not fut.done():
+                    if isinstance(exc, asyncio.CancelledError):
+                        fut.cancel()
+                    else:
+                        fut.set_exception(exc)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            return
+        start = 0
+        for part, fut in waiting:
+            if not fut.done():  # that writer was cancelled meanwhile
+                fut.set_result(result[start : start + len(part)])
+            start += len(part)
 
     async def write(self, topic: str, stream_id: str, *messages: Message) -> list[RecordMetadata]:
         """Write `messages` of stream `stream_id` to `topic`, in order, durably."""
@@ -167,27 +182,4 @@ class _Alone(Exception):
     """Tells a joined writer to produce its records alone (the joint call was refused)."""
 
 
-_Batch = list[tuple[Sequence[Record], "asyncio.Future[list[RecordMetadata]] | None"]]
-
-
-def _settle(batch: _Batch, done: asyncio.Future[list[RecordMetadata]]) -> None:
-    """Hand each follower of a joint produce its placements, or the joint outcome."""
-    followers = batch[1:]
-    if done.cancelled():
-        for _, fut in followers:
-            if fut is not None and not fut.done():
-                fut.cancel()
-        return
-    error = done.exception()
-    start = len(batch[0][0])
-    for part, fut in followers:
-        assert fut is not None
-        if fut.done():  # that writer was cancelled meanwhile
-            pass
-        elif isinstance(error, ValidationError):
-            fut.set_exception(_Alone())
-        elif error is not None:
-            fut.set_exception(error)
-        else:
-            fut.set_result(done.result()[start : start + len(part)])
-        start += len(part)
+_Batch = list[tuple[Sequence[Record], "asyncio.Future[list[RecordMetadata]]"]]
