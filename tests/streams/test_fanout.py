@@ -438,3 +438,18 @@ async def test_every_record_read_is_reported_once(broker: EmbeddedBroker) -> Non
         await inbox.wait_for("EventDataReceived", 3)
     assert {t for t, _ in reads} == {"cars"}
     assert sum(n for _, n in reads) == 3
+
+
+async def test_records_landing_in_consecutive_loop_turns_go_out_as_one_batch(
+    broker: EmbeddedBroker, fanout: FanOut
+) -> None:
+    # A burst of writes reaches the log one loop turn after another: one frame, not one each.
+    await broker.create_topic("g", TopicConfig(partitions=1))
+    sub = Batches()
+    await fanout.subscribe(sub.subscriber, Kind.EVENT, "g", "*", "*")
+    for n in range(5):
+        await broker.produce("g", records("s", f"E{n}"))
+        await asyncio.sleep(0)
+    await sub.wait_for(5)
+    assert [len(batch) for batch in sub.batches] == [5]
+    assert sub.values() == [("s", f"E{n}") for n in range(5)]

