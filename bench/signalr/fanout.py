@@ -1,17 +1,19 @@
 """Reader-hub fan-out: N reader connections on one topic while R events/s are written.
 
 Processes: the gateway (``create_app`` on uvicorn with `signalr.WebSocketProtocol` as ``streamport
-up`` runs it, embedded broker, auth off on loopback), the readers (``--reader-procs`` processes of a minimal WebSocket client speaking SignalR JSON; each
-connection invokes ``SubscribeToEvent(topic, "*", "*")``), and this process, which writes R
-events/s through the writer hub (``SendEventData`` from ``--writers`` connections, since a hub
-connection runs one invocation at a time as ASP.NET does; each event's value is its send time).
-The writers start together, so they write in bursts of ``--writers`` events (``--spread``: evenly
-spread schedules; see `write_all`).
+up`` runs it, embedded broker, auth off on loopback), the readers (``--reader-procs`` processes
+of a minimal WebSocket client speaking SignalR JSON; each connection invokes
+``SubscribeToEvent(topic, "*", "*")``), and this process, which writes R events/s through the
+writer hub (``SendEventData`` from ``--writers`` connections, one stream each; each event's value
+is its send time). The writers start together, so they write in bursts of ``--writers`` events
+(``--spread``: evenly spread schedules; see `write_all`).
 
-The reader client is built not to be the bottleneck: an ``asyncio.Protocol`` that parses WebSocket
-frame headers, counts ``EventDataReceived`` in each payload with ``bytes.count`` and, on every
-``--sample``-th connection only, extracts every message's send time with one regex pass to measure
-latency (write -> receipt; one machine, one clock). Its CPU time per delivery is reported.
+The clients are built not to be the bottleneck (the machine's two cores are shared with the
+gateway): ``asyncio.Protocol`` connections that parse WebSocket frame headers themselves. A reader
+counts ``EventDataReceived`` in each payload with ``bytes.count`` and, on every ``--sample``-th
+connection only, extracts every message's send time with one regex pass to measure latency
+(write -> receipt; one machine, one clock); its CPU time per delivery is reported. A writer sends
+pre-formatted ``SendEventData`` frames and matches completions to send times.
 
 Reference, measured in the same run on the same machine: a plain Starlette WebSocket endpoint on the
 same uvicorn stack, no SignalR server, no broker, no fan-out logic, that generates the same
@@ -46,7 +48,7 @@ TOPIC = "bench-fanout"
 TARGET_P99_MS = 50.0
 EVENT_TARGET = b'"EventDataReceived"'
 SENT_AT = re.compile(rb'"value":"(\d+)"')
-ACK_ID = re.compile(r'"type":3,"invocationId":"(\d+)"')
+ACK_ID = re.compile(rb'"type":3,"invocationId":"(\d+)"')
 
 
 def free_port() -> int:
@@ -250,18 +252,14 @@ def serve_raw(port: int, readers: int, rate: int, seconds: float) -> None:
 # -- the readers: a minimal WebSocket client ----------------------------------------------------
 
 
-class Reader(asyncio.Protocol):
-    """One reader connection: HTTP upgrade, SignalR handshake, subscribe, then count."""
+class _Client(asyncio.Protocol):
+    """A minimal WebSocket client connection: HTTP upgrade, masked Text frames out, the payload
+    of each frame in (``_payload``); ``_upgraded`` runs once the server accepted the upgrade."""
 
-    def __init__(self, host: str, path: str, histogram: dict[int, int] | None) -> None:
+    def __init__(self, host: str, path: str) -> None:
         self.host, self.path = host, path
-        self.histogram = histogram  # latency in 0.1 ms buckets, on sampled connections only
         self.buf = bytearray()
         self.upgraded = False
-        self.subscribed = asyncio.get_running_loop().create_future()
-        self.counting = False
-        self.received = 0
-        self.frames = 0
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -297,11 +295,7 @@ class Reader(asyncio.Protocol):
             assert buf.startswith(b"HTTP/1.1 101"), bytes(buf[:200])
             self.upgraded = True
             pos = end + 4
-            self.send_text('{"protocol":"json","version":1}\x1e')
-            self.send_text(
-                '{"type":1,"invocationId":"1","target":"SubscribeToEvent",'
-                f'"arguments":["{TOPIC}","*","*"]}}\x1e'
-            )
+            self._upgraded()
         size = len(buf)
         while size - pos >= 2:
             length = buf[pos + 1] & 0x7F
@@ -329,6 +323,31 @@ class Reader(asyncio.Protocol):
         if pos:
             del buf[:pos]
 
+    def _upgraded(self) -> None:
+        raise NotImplementedError
+
+    def _payload(self, buf: bytearray, start: int, end: int) -> None:
+        raise NotImplementedError
+
+
+class Reader(_Client):
+    """One reader connection: SignalR handshake, subscribe, then count."""
+
+    def __init__(self, host: str, path: str, histogram: dict[int, int] | None) -> None:
+        super().__init__(host, path)
+        self.histogram = histogram  # latency in 0.1 ms buckets, on sampled connections only
+        self.subscribed = asyncio.get_running_loop().create_future()
+        self.counting = False
+        self.received = 0
+        self.frames = 0
+
+    def _upgraded(self) -> None:
+        self.send_text('{"protocol":"json","version":1}\x1e')
+        self.send_text(
+            '{"type":1,"invocationId":"1","target":"SubscribeToEvent",'
+            f'"arguments":["{TOPIC}","*","*"]}}\x1e'
+        )
+
     def _payload(self, buf: bytearray, start: int, end: int) -> None:
         if self.counting:
             self.frames += 1
@@ -348,6 +367,51 @@ class Reader(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.subscribed.done():
             self.subscribed.set_exception(ConnectionError(f"connection lost: {exc}"))
+
+
+class Writer(_Client):
+    """One writer-hub connection, as lean as the readers (so the benchmark's own CPU does not
+    delay the writes): SignalR handshake, ``CreateStream``, then ``send`` writes one
+    ``SendEventData`` invocation; completions are matched to their send times."""
+
+    def __init__(self, host: str, path: str, acks: list[float]) -> None:
+        super().__init__(host, path)
+        self.acks = acks
+        self.sent_at: dict[bytes, int] = {}
+        self.stream_id = ""
+        self.ready = asyncio.get_running_loop().create_future()
+
+    def _upgraded(self) -> None:
+        self.send_text('{"protocol":"json","version":1}\x1e')
+        create = {
+            "type": 1,
+            "invocationId": "c",
+            "target": "CreateStream",
+            "arguments": [TOPIC, {}],
+        }
+        self.send_text(json.dumps(create) + "\x1e")
+
+    def send(self, number: int, now: int) -> None:
+        self.sent_at[b"%d" % number] = now
+        self.send_text(
+            f'{{"type":1,"invocationId":"{number}","target":"SendEventData","arguments":'
+            f'["{TOPIC}","{self.stream_id}",[{{"id":"E","timestamp":{now},"value":"{now}"}}]]}}\x1e'
+        )
+
+    def _payload(self, buf: bytearray, start: int, end: int) -> None:
+        now = time.time_ns()
+        if not self.ready.done():
+            for text in bytes(buf[start:end]).split(RS):
+                if b'"invocationId":"c"' in text:
+                    self.stream_id = json.loads(text)["result"]["streamId"]
+                    self.ready.set_result(None)
+            return
+        for ack in ACK_ID.findall(buf, start, end):
+            self.acks.append((now - self.sent_at.pop(ack, now)) / 1e6)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.ready.done():
+            self.ready.set_exception(ConnectionError(f"connection lost: {exc}"))
 
 
 async def readers_main(url: str, count: int, first: int, sample: int, seconds: float) -> None:
@@ -396,49 +460,26 @@ async def readers_main(url: str, count: int, first: int, sample: int, seconds: f
 async def write(
     url: str, rate: float, seconds: float, acks: list[float], phase: float, go: asyncio.Barrier
 ) -> int:
-    """One writer connection: `rate` events/s, its first `phase` s after every writer is ready."""
-    import websockets
-
+    """One writer connection: `rate` events/s, its first `phase` s after every writer is ready.
+    Completions are not awaited one by one, so the rate holds."""
+    loop = asyncio.get_running_loop()
+    hostport, _, path = url.removeprefix("ws://").partition("/")
+    host, _, port = hostport.partition(":")
+    _, conn = await loop.create_connection(
+        lambda: Writer(hostport, "/" + path, acks), host, int(port)
+    )
+    await conn.ready
+    await go.wait()
+    start = time.monotonic() + phase
+    await asyncio.sleep(phase)
     sent = 0
-    sent_at: dict[str, int] = {}
-    async with websockets.connect(url, ping_interval=None, compression=None) as ws:
-        await ws.send('{"protocol":"json","version":1}\x1e')
-        await ws.recv()
-        create = {
-            "type": 1,
-            "invocationId": "c",
-            "target": "CreateStream",
-            "arguments": [TOPIC, {}],
-        }
-        await ws.send(json.dumps(create) + "\x1e")
-        reply = str(await ws.recv())
-        stream_id = json.loads(reply.split("\x1e")[0])["result"]["streamId"]
-
-        async def drain() -> None:
-            async for frame in ws:  # completions; not awaited one by one so the rate holds
-                now = time.time_ns()
-                for ack in ACK_ID.findall(str(frame)):
-                    acks.append((now - sent_at.pop(ack, now)) / 1e6)
-
-        drainer = asyncio.create_task(drain())
-        await go.wait()
-        start = time.monotonic() + phase
-        await asyncio.sleep(phase)
-        while time.monotonic() - start < seconds:
-            sent += 1
-            now = time.time_ns()
-            sent_at[str(sent)] = now
-            event = {"id": "E", "timestamp": now, "value": str(now)}
-            call = {
-                "type": 1,
-                "invocationId": str(sent),
-                "target": "SendEventData",
-                "arguments": [TOPIC, stream_id, [event]],
-            }
-            await ws.send(json.dumps(call) + "\x1e")
-            await asyncio.sleep(max(0.0, start + sent / rate - time.monotonic()))
-        await asyncio.sleep(1.0)
-        drainer.cancel()
+    while time.monotonic() - start < seconds:
+        sent += 1
+        conn.send(sent, time.time_ns())
+        await asyncio.sleep(max(0.0, start + sent / rate - time.monotonic()))
+    await asyncio.sleep(1.0)
+    assert conn.transport is not None
+    conn.transport.close()
     return sent
 
 
@@ -449,9 +490,9 @@ async def write_all(
 
     The writers start together once all are connected, so they write in bursts (100 writers:
     100 events every 100 ms, 1,000 events/s on average). ``spread``: writer i starts i/rate s
-    later, so together they write a steady `rate` events/s - less queueing behind a burst, but
-    every event then crosses the gateway alone (no joined broker writes), which costs the gateway
-    about twice the CPU per event; on the shared machine neither gave a clearly lower p99."""
+    later, so together they write a steady `rate` events/s - no burst to queue behind, but every
+    event then crosses the gateway alone (no joined broker writes) and the fan-out sends smaller
+    frames more often, which costs the gateway more than twice the CPU (80 % against 31-34 %)."""
     acks: list[float] = []
     go = asyncio.Barrier(writers)
     counts = await asyncio.gather(
