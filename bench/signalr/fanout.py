@@ -22,7 +22,12 @@ round (everything generated since the previous round in one frame per connection
 sequentially from one task) - the floor of what this stack can do with the same bytes.
 
 Target (issue 4): 500 readers x 1,000 events/s, p99 < 50 ms on the embedded broker.
-Run: ``python bench/signalr/fanout.py [--readers 500] [--rate 1000] [--seconds 8]`` (~30 s).
+The figures of one run vary a lot on a shared machine (p99 42-67 ms for the same code), so the
+benchmark runs ``--rounds`` (3) rounds, each the fan-out then the reference, and judges the median
+of the rounds' p99.
+
+Run: ``python bench/signalr/fanout.py [--readers 500] [--rate 1000] [--seconds 6] [--rounds 3]``
+(~2.5 min).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import json
 import os
 import re
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -658,7 +664,7 @@ def report(name: str, r: dict[str, Any], readers: int, seconds: float) -> dict[s
         "server_wait": r["server_wait"],
     }
     print(
-        f"{name:<9} {figures['rate']:>12,.0f} {figures['share']:>8.1%} {figures['p50']:>8.1f} "
+        f"{name:<12} {figures['rate']:>12,.0f} {figures['share']:>8.1%} {figures['p50']:>8.1f} "
         f"{figures['p99']:>8.1f} {figures['max']:>8.1f} {figures['per_frame']:>7.1f} "
         f"{figures['server_cpu']:>7.0%} {figures['server_wait']:>7.0%} "
         f"{figures['client_cpu']:>7.0%} "
@@ -671,7 +677,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--readers", type=int, default=500)
     parser.add_argument("--rate", type=int, default=1000, help="events written per second")
-    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds (fan-out, then reference); medians judged"
+    )
     parser.add_argument(
         "--writers",
         type=int,
@@ -701,39 +710,55 @@ def main() -> None:
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(Path.cwd() / "src"), os.environ.get("PYTHONPATH", "")]),
     }
-    fanout = run_fanout(args, env)
-    raw = None if args.no_reference else run_raw(args, env)
     print(
-        f"{args.readers} readers x {args.rate:,} events/s for {args.seconds:.0f} s "
-        f"({args.readers * args.rate:,} deliveries/s offered; {args.reader_procs} client "
-        f"processes, latency on every {args.sample}th connection); {os.cpu_count()} cores"
+        f"{args.readers} readers x {args.rate:,} events/s, {args.rounds} rounds of "
+        f"{args.seconds:.0f} s ({args.readers * args.rate:,} deliveries/s offered; "
+        f"{args.reader_procs} client processes, latency on every {args.sample}th connection); "
+        f"{os.cpu_count()} cores"
     )
     print(
-        f"{'':<9} {'deliv/s':>12} {'arrived':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
+        f"{'':<12} {'deliv/s':>12} {'arrived':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
         f"{'msg/frm':>7} {'srv cpu':>7} {'srv rq':>7} {'cli cpu':>7} {'cli us/msg':>8}"
     )
-    ours = report("fan-out", fanout, args.readers, args.seconds)
-    if "acks" in fanout:
-        n, p50, p99 = fanout["acks"]
+    ours: list[dict[str, float]] = []
+    refs: list[dict[str, float]] = []
+    for n in range(1, args.rounds + 1):  # alternating, so both see the same machine
+        fanout = run_fanout(args, env)
+        ours.append(report(f"{n} fan-out", fanout, args.readers, args.seconds))
+        if "acks" in fanout:
+            acked, p50, p99 = fanout["acks"]
+            print(
+                f"  writer hub: {acked:,} of {fanout['sent']:,} writes acknowledged in the run, "
+                f"send->ack p50 {p50:.1f} ms, p99 {p99:.1f} ms"
+            )
+        lag50, lag99 = fanout["lag"]
         print(
-            f"  writer hub: {n:,} of {fanout['sent']:,} writes acknowledged in the run, "
-            f"send->ack p50 {p50:.1f} ms, p99 {p99:.1f} ms"
+            f"  gateway event-loop lag (a 1 ms timer fires late by): p50 {lag50:.1f} ms, "
+            f"p99 {lag99:.1f} ms"
         )
-    lag50, lag99 = fanout["lag"]
-    print(
-        f"  gateway event-loop lag (a 1 ms timer fires late by): p50 {lag50:.1f} ms, p99 {lag99:.1f} ms"
-    )
-    if raw is not None:
-        ref = report("raw ws", raw, args.readers, args.seconds)
+        if not args.no_reference:
+            refs.append(report(f"{n} raw ws", run_raw(args, env), args.readers, args.seconds))
+
+    def median(rows: list[dict[str, float]], key: str) -> float:
+        return statistics.median(row[key] for row in rows)
+
+    p50, p99 = median(ours, "p50"), median(ours, "p99")
+    print(f"median of {args.rounds} rounds: fan-out p50 {p50:.1f} ms, p99 {p99:.1f} ms", end="")
+    if refs:
+        r50, r99 = median(refs, "p50"), median(refs, "p99")
         print(
-            f"ratios fan-out/raw: deliveries/s {ours['rate'] / ref['rate']:.2f}, "
-            f"p50 {ours['p50'] / ref['p50']:.2f}, p99 {ours['p99'] / ref['p99']:.2f}, "
-            f"server cpu {ours['server_cpu'] / max(ref['server_cpu'], 1e-9):.2f}"
+            f"; raw ws p50 {r50:.1f} ms, p99 {r99:.1f} ms (ratios p50 {p50 / r50:.2f}, "
+            f"p99 {p99 / r99:.2f})",
+            end="",
         )
-    verdict = "MET" if ours["p99"] < TARGET_P99_MS and ours["share"] > 0.99 else "NOT met"
+    print()
+    delivered = all(row["share"] > 0.99 for row in ours)
+    verdict = "MET" if p99 < TARGET_P99_MS and delivered else "NOT met"
     print(
-        f"target p99 < {TARGET_P99_MS:.0f} ms with everything delivered: {verdict} "
-        f"(p99/target {ours['p99'] / TARGET_P99_MS:.2f})"
+        f"target p99 < {TARGET_P99_MS:.0f} ms (median of rounds) with everything delivered in "
+        f"every round: {verdict} (p99/target {p99 / TARGET_P99_MS:.2f}; rounds: "
+        + ", ".join(f"{row['p99']:.1f}" for row in ours)
+        + ")"
     )
 
 
