@@ -102,3 +102,18 @@ async def test_joined_writers_resume_one_turn_after_the_produce(broker: Counting
         turns += 1
     assert turns == 3  # the writers' first step, the joint produce, the writers' resumption
     assert broker.calls == [3]
+
+
+async def test_a_joint_produce_cancelled_before_it_ran_strands_nobody(
+    broker: CountingBroker,
+) -> None:
+    writer = Writer(broker)
+    await writer.ensure_topic("t")
+    first = asyncio.ensure_future(writer.produce("t", records("a", 1)))
+    await asyncio.sleep(0)  # it joined; its joint produce has not run yet
+    for task in writer._joint:
+        task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(first, timeout=5)
+    [placed] = await asyncio.wait_for(writer.produce("t", records("b", 1)), timeout=5)
+    assert placed.offset == 0 and broker.calls == [1]

@@ -111,7 +111,7 @@ class Writer:
             batch = self._joining[topic] = []
             task = asyncio.ensure_future(self._produce_joint(topic, batch))
             self._joint.add(task)  # the loop keeps only a weak reference
-            task.add_done_callback(self._joint.discard)
+            task.add_done_callback(lambda done: self._joint_done(topic, batch, done))
         batch.append((records, placed))
         try:
             return await placed
@@ -146,6 +146,16 @@ class Writer:
             if not fut.done():  # that writer was cancelled meanwhile
                 fut.set_result(result[start : start + len(part)])
             start += len(part)
+
+    def _joint_done(self, topic: str, batch: _Batch, task: asyncio.Task[None]) -> None:
+        """A joint task cancelled before it ran must not leave its writers (or the topic's next
+        writers, who would join its batch) waiting."""
+        self._joint.discard(task)
+        if self._joining.get(topic) is batch:
+            del self._joining[topic]
+        for _, fut in batch:
+            if not fut.done():
+                fut.cancel()
 
     async def write(self, topic: str, stream_id: str, *messages: Message) -> list[RecordMetadata]:
         """Write `messages` of stream `stream_id` to `topic`, in order, durably."""
