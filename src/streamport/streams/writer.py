@@ -131,15 +131,10 @@ class Writer:
                 if not fut.done():
                     fut.set_exception(exc if len(waiting) == 1 else _Alone())
             return
-        except BaseException as exc:
+        except Exception as exc:  # a cancellation is settled by `_joint_done`
             for _, fut in waiting:
                 if not fut.done():
-                    if isinstance(exc, asyncio.CancelledError):
-                        fut.cancel()
-                    else:
-                        fut.set_exception(exc)
-            if isinstance(exc, asyncio.CancelledError):
-                raise
+                    fut.set_exception(exc)
             return
         start = 0
         for part, fut in waiting:
@@ -148,8 +143,8 @@ class Writer:
             start += len(part)
 
     def _joint_done(self, topic: str, batch: _Batch, task: asyncio.Task[None]) -> None:
-        """A joint task cancelled before it ran must not leave its writers (or the topic's next
-        writers, who would join its batch) waiting."""
+        """A joint task cancelled (before it ran or mid-produce) must not leave its writers, or
+        the topic's next writers who would join its batch, waiting."""
         self._joint.discard(task)
         if self._joining.get(topic) is batch:
             del self._joining[topic]

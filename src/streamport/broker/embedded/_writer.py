@@ -241,13 +241,7 @@ class Writer:
         if not self._pending and self._inline_ok(ops):
             # Nothing queued ahead of these and the thread idle: written before this returns,
             # without waiting for a loop turn (see the module docstring).
-            for op, result, error in self._write_inline(ops):
-                assert isinstance(op, AppendOp)
-                if error is None:
-                    op.on_done(result)
-                    op.future.set_result(result)
-                else:
-                    op.future.set_exception(error)
+            self._resolve(self._write_inline(ops), slots=False)  # they took no queue slot
         else:
             for op in ops:
                 await self._enqueue(op)
@@ -337,9 +331,12 @@ class Writer:
         self._outstanding -= len(done)
         self._resolve(done)
 
-    def _resolve(self, done: list[tuple[_Op, Any, BaseException | None]]) -> None:
+    def _resolve(
+        self, done: list[tuple[_Op, Any, BaseException | None]], *, slots: bool = True
+    ) -> None:
         for op, result, error in done:
-            self._slots.release()
+            if slots:
+                self._slots.release()
             if error is None and not isinstance(op, CallOp):
                 op.on_done(result)
             if op.future.done():
