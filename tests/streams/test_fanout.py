@@ -4,6 +4,7 @@ reader failures."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -453,3 +454,39 @@ async def test_records_landing_in_consecutive_loop_turns_go_out_as_one_batch(
     await sub.wait_for(5)
     assert [len(batch) for batch in sub.batches] == [5]
     assert sub.values() == [("s", f"E{n}") for n in range(5)]
+
+
+@pytest.mark.parametrize("writing", [True, False])
+async def test_a_burst_still_being_written_goes_out_as_one_batch(
+    broker: EmbeddedBroker, writing: bool
+) -> None:
+    # Records landing milliseconds apart (idle loop turns between them): while busy() says
+    # writes are under way the reader waits for them; without it, each goes out alone.
+    state = {"busy": writing}
+    options = dataclasses.replace(FAST, gather_seconds=30.0, busy=lambda: state["busy"])
+    await broker.create_topic("w", TopicConfig(partitions=1))
+    async with FanOut(broker, options) as fanout:
+        sub = Batches()
+        await fanout.subscribe(sub.subscriber, Kind.EVENT, "w", "*", "*")
+        for n in range(3):
+            await broker.produce("w", records("s", f"E{n}"))
+            await asyncio.sleep(0.01)
+        state["busy"] = False
+        await sub.wait_for(3)
+    assert [len(batch) for batch in sub.batches] == ([3] if writing else [1, 1, 1])
+    assert sub.values() == [("s", f"E{n}") for n in range(3)]
+
+
+async def test_a_write_path_that_stays_busy_holds_a_batch_back_no_longer_than_the_gather_bound(
+    broker: EmbeddedBroker,
+) -> None:
+    options = dataclasses.replace(FAST, gather_seconds=0.05, busy=lambda: True)
+    await broker.create_topic("x", TopicConfig(partitions=1))
+    async with FanOut(broker, options) as fanout:
+        sub = Batches()
+        await fanout.subscribe(sub.subscriber, Kind.EVENT, "x", "*", "*")
+        await broker.produce("x", records("s", "E0"))
+        await sub.wait_for(1)  # 10 s at most: never held while busy() stays True
+        await broker.produce("x", records("s", "E1"))
+        await sub.wait_for(2)
+    assert [len(batch) for batch in sub.batches] == [1, 1]

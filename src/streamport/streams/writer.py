@@ -47,6 +47,7 @@ class Writer:
         self._creating: dict[str, asyncio.Lock] = {}
         self._joining: dict[str, _Batch] = {}  # the writes of this loop turn, per topic
         self._joint: set[asyncio.Task[None]] = set()  # joint produces under way
+        self.in_flight = 0  # `produce` calls not finished yet (the fan-out gathers meanwhile)
 
     async def ensure_topic(self, topic: str) -> None:
         """Make sure `topic` exists: create it when auto-creation is on, else raise UnknownTopic."""
@@ -77,16 +78,20 @@ class Writer:
 
     async def produce(self, topic: str, records: Sequence[Record]) -> list[RecordMetadata]:
         """Produce `records` to `topic` and return once they are durable."""
-        await self.ensure_topic(topic)
-        started = time.perf_counter()
+        self.in_flight += 1
         try:
-            result = await self._joined(topic, records)
-        except UnknownTopic:
-            self._known.discard(topic)
-            if not self._auto_create:
-                raise
             await self.ensure_topic(topic)
-            result = await self._broker.produce(topic, records)
+            started = time.perf_counter()
+            try:
+                result = await self._joined(topic, records)
+            except UnknownTopic:
+                self._known.discard(topic)
+                if not self._auto_create:
+                    raise
+                await self.ensure_topic(topic)
+                result = await self._broker.produce(topic, records)
+        finally:
+            self.in_flight -= 1
         if self._observe is not None:
             size = sum(len(r.value) for r in records)
             self._observe(topic, len(records), size, time.perf_counter() - started)

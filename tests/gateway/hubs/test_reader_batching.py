@@ -11,13 +11,21 @@ import json
 import os
 import socket
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from streamport.broker import Record, TopicConfig
+from streamport.broker.embedded import EmbeddedBroker
+from streamport.gateway.auth import TokenStore
+from streamport.gateway.hubs import Hubs
+from streamport.gateway.metrics import Metrics
+from streamport.gateway.state import GatewayState
 from streamport.model import EventData, encode
+from streamport.settings import Settings
+from streamport.streams.writer import Writer
 from tests.gateway.conftest import Gateway, GatewayFactory
 from tests.gateway.signalr.rawclient import (
     RawConnection,
@@ -192,3 +200,26 @@ async def test_a_stalled_reader_is_closed_and_never_holds_up_the_others(gateway:
             while chunk := await stalled.read(1 << 20):
                 total += len(chunk)
         assert total < count * len(big)
+
+
+async def test_the_fan_out_gathers_while_the_writer_hub_or_the_writer_has_writes_under_way(
+    tmp_path: Path,
+) -> None:
+    # the signal `TopicReader._take` waits on (tests/streams/test_fanout.py shows what it does)
+    broker = EmbeddedBroker(tmp_path / "log")
+    writer = Writer(broker)
+    settings = Settings(data_dir=tmp_path, auth=False, host="127.0.0.1")
+    state = GatewayState(settings, broker, TokenStore(tmp_path), writer, Metrics())
+    hubs = Hubs(state)
+    busy = hubs.fanout.options.busy
+    assert busy is not None and not busy()
+    hubs.writer.unanswered.count += 1  # a writer hub invocation received, not answered yet
+    assert busy()
+    hubs.writer.unanswered.count -= 1
+    assert not busy()
+    async with broker:
+        produce = asyncio.ensure_future(writer.write("t", "s", EventData(id="E", timestamp=1)))
+        await asyncio.sleep(0)
+        assert busy()  # an HTTP or SDK write on its way to the log
+        await produce
+    assert not busy()

@@ -34,6 +34,7 @@ class Probe:
         self.max_running = 0
         self.release = asyncio.Event()
         self.changed = asyncio.Event()
+        self.server: SignalRServer | None = None  # set by `serve`
 
     async def wait_for(self, count: int) -> None:
         async with asyncio.timeout(10):
@@ -77,7 +78,7 @@ class ProbeHub:
 
 @contextlib.asynccontextmanager
 async def serve(probe: Probe, options: ServerOptions) -> AsyncIterator[str]:
-    server = SignalRServer(lambda ctx: ProbeHub(ctx, probe), options)
+    server = probe.server = SignalRServer(lambda ctx: ProbeHub(ctx, probe), options)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: object) -> AsyncIterator[None]:
@@ -186,6 +187,43 @@ async def test_errors_come_back_per_invocation() -> None:
             assert "result" not in message
         else:
             assert message == {"type": 3, "invocationId": str(n), "result": n * 10}
+
+
+async def test_the_server_counts_invocations_until_they_are_answered() -> None:
+    # what the fan-out reads to tell writes still being taken in from a quiet moment
+    probe = Probe()
+    async with (
+        serve(probe, ServerOptions(max_parallel_invocations=4)) as url,
+        raw_connection(url) as conn,
+    ):
+        assert probe.server is not None
+        unanswered = probe.server.unanswered
+        await send_all(conn, "hold", list(range(6)))
+        await probe.wait_for(4)
+        assert unanswered.count == 6  # four running, two queued
+        probe.release.set()
+        await completions(conn, 6)
+        assert unanswered.count == 0
+        await send_all(conn, "nosuch", [1])  # answered with an error: counted out too
+        await send_all(conn, "check", [3, 4])
+        await completions(conn, 3)
+        assert unanswered.count == 0
+
+
+async def test_invocations_left_unanswered_by_a_closed_connection_are_not_counted() -> None:
+    probe = Probe()
+    async with serve(probe, ServerOptions(max_parallel_invocations=2)) as url:
+        assert probe.server is not None
+        unanswered = probe.server.unanswered
+        async with raw_connection(url) as conn:
+            await send_all(conn, "hold", list(range(5)))
+            await probe.wait_for(2)
+            assert unanswered.count == 5
+        probe.release.set()  # the two running finish; what is still queued never runs
+        async with asyncio.timeout(10):
+            while unanswered.count:
+                await asyncio.sleep(0.01)
+        assert len(probe.started) < 5
 
 
 def test_at_least_one_invocation_must_be_allowed() -> None:

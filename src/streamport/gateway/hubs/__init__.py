@@ -53,10 +53,6 @@ class Hubs:
         def count_read(topic: str, records: int) -> None:
             records_out.labels(topic).inc(records)
 
-        options_ = fanout_options or FanOutOptions()
-        if options_.on_read is None:
-            options_ = dataclasses.replace(options_, on_read=count_read)
-        self.fanout = FanOut(state.broker, options_)
         options = server_options or ServerOptions(
             authenticate=self._authenticate, allow_origin=origin_policy(state.settings)
         )
@@ -65,6 +61,17 @@ class Hubs:
             lambda ctx: WriterHub(ctx, state.writer, TopicNames(broker)),
             dataclasses.replace(options, max_parallel_invocations=writer_parallel),
         )
+        unanswered = self.writer.unanswered
+
+        def writing() -> bool:
+            return unanswered.count > 0 or state.writer.in_flight > 0
+
+        options_ = fanout_options or FanOutOptions()
+        if options_.on_read is None:
+            options_ = dataclasses.replace(options_, on_read=count_read)
+        if options_.busy is None:
+            options_ = dataclasses.replace(options_, busy=writing)
+        self.fanout = FanOut(state.broker, options_)
         self.reader = SignalRServer(
             lambda ctx: ReaderHub(ctx, self.fanout, TopicNames(broker)), options
         )

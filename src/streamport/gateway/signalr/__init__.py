@@ -60,6 +60,7 @@ from ._connection import (
     Context,
     PreparedBatch,
     PreparedMessage,
+    Unanswered,
 )
 from ._framing import MessageTooLarge, ProtocolError
 from ._hub import HubError, hub_method
@@ -102,6 +103,7 @@ __all__ = [
     "SignalRServer",
     "TransferFormat",
     "Transport",
+    "Unanswered",
     "WebSocketProtocol",
     "hub_method",
 ]

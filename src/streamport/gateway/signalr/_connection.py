@@ -284,6 +284,18 @@ class _Inbox:
         self._not_full.set()
 
 
+class Unanswered:
+    """How many invocations the connections of one server received and have not answered yet
+    (queued, dispatched or running; not streaming methods once started). A single integer kept
+    by the connections, cheap to read: the fan-out reads the writer hub's to tell writes still
+    being taken in from a quiet moment (``Hubs``)."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
 class _END:
     pass
 
@@ -317,6 +329,7 @@ class Connection:
         options: ServerOptions,
         protocols: dict[str, HubProtocol],
         hub_factory: Callable[[Context], object],
+        unanswered: Unanswered | None = None,
     ) -> None:
         self.connection_id = connection_id
         self.token = token
@@ -359,6 +372,8 @@ class Connection:
         self._hub: object = None
         parallel = options.max_parallel_invocations
         self._slots = asyncio.Semaphore(parallel) if parallel > 1 else None
+        self._unanswered = unanswered or Unanswered()
+        self._received = 0  # this connection's share of `_unanswered`
         # WebSockets with a RawSocket (see _rawsocket.py): frames are written straight to the
         # socket; what is queued goes out at the end of the loop turn (one frame for all of it)
         self._raw: RawSocket | None = None
@@ -436,7 +451,11 @@ class Connection:
             return []
         out: list[HubMessage] = []
         for msg in messages:
-            if isinstance(msg, Invocation | StreamItem | Completion):
+            if isinstance(msg, Invocation):
+                out.append(msg)
+                self._received += 1
+                self._unanswered.count += 1
+            elif isinstance(msg, StreamItem | Completion):
                 out.append(msg)
             elif isinstance(msg, CancelInvocation):
                 self._cancel_stream(msg.invocation_id)
@@ -690,6 +709,15 @@ class Connection:
         except Exception:  # never let one connection take the server's task group down
             log.exception("connection %s failed", self.connection_id)
             self.close(CLOSED_WITH_ERROR)
+        finally:
+            # what was still queued when the connection closed is never answered
+            self._unanswered.count -= self._received
+            self._received = 0
+
+    def _answered(self) -> None:
+        if self._received:
+            self._received -= 1
+            self._unanswered.count -= 1
 
     async def _serve_hub(self) -> None:
         await self._handshaken.wait()
@@ -714,7 +742,8 @@ class Connection:
                 if msg is None:
                     break
                 if isinstance(msg, Invocation):
-                    await self._on_invocation(msg)
+                    if not await self._on_invocation(msg):
+                        self._answered()
                 elif isinstance(msg, StreamItem):
                     await self._on_stream_item(msg)
                 elif isinstance(msg, Completion):
@@ -745,14 +774,15 @@ class Connection:
         if invocation_id is not None and self.protocol is not None:
             self.enqueue(self.protocol.completion(invocation_id, error=error))
 
-    async def _on_invocation(self, msg: Invocation) -> None:
+    async def _on_invocation(self, msg: Invocation) -> bool:
+        """Answer `msg`, or start it. True when it runs on in a task that answers it later."""
         assert self._methods is not None and self.protocol is not None
         target = msg.target
         method = self._methods.find(target)
         if method is None:
             self._metrics.count(MetricEvent.UNKNOWN_METHOD)
             self._reply_error(msg.invocation_id, f"Unknown hub method '{target}'")
-            return
+            return False
         if msg.streaming and method.kind != MethodKind.STREAM:
             self._metrics.count(MetricEvent.BINDING_ERROR)
             self._reply_error(
@@ -760,7 +790,7 @@ class Connection:
                 f"The client attempted to invoke the non-streaming '{target}' method with a "
                 "streaming invocation.",
             )
-            return
+            return False
         if not msg.streaming and method.kind == MethodKind.STREAM:
             self._metrics.count(MetricEvent.BINDING_ERROR)
             self._reply_error(
@@ -768,7 +798,7 @@ class Connection:
                 f"The client attempted to invoke the streaming '{target}' method with a "
                 "non-streaming invocation.",
             )
-            return
+            return False
         if len(msg.stream_ids) != method.stream_params:
             self._metrics.count(MetricEvent.BINDING_ERROR)
             self._reply_error(
@@ -776,15 +806,15 @@ class Connection:
                 f"Client sent {len(msg.stream_ids)} stream(s), Hub method expects "
                 f"{method.stream_params}.",
             )
-            return
+            return False
         if msg.invocation_id is not None and msg.invocation_id in self._streams:
             self._reply_error(
                 msg.invocation_id, f"Invocation ID '{msg.invocation_id}' is already in use."
             )
-            return
+            return False
         args = self._bind(method, msg)
         if args is None:
-            return
+            return False
         func = getattr(self._hub, method.attr)
         if method.kind == MethodKind.STREAM:
             assert msg.invocation_id is not None and self._tasks is not None
@@ -799,8 +829,10 @@ class Connection:
             assert self._tasks is not None
             await self._slots.acquire()  # N running: wait here (backpressure on the client)
             self._tasks.create_task(self._invoke_in_slot(method, msg, func, args))
+            return True
         else:
             await self._invoke(method, msg, func, args)
+        return False
 
     async def _invoke_in_slot(
         self, method: HubMethod, msg: Invocation, func: Any, args: list[Any]
@@ -810,6 +842,7 @@ class Connection:
             await self._invoke(method, msg, func, args)
         finally:
             self._slots.release()
+            self._answered()
 
     def _bind(self, method: HubMethod, msg: Invocation) -> list[Any] | None:
         assert self.protocol is not None

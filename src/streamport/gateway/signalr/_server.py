@@ -21,7 +21,7 @@ from starlette.websockets import WebSocket
 
 from streamport.errors import AuthError, Forbidden
 
-from ._connection import Connection, ConnectionState, Context, PreparedMessage
+from ._connection import Connection, ConnectionState, Context, PreparedMessage, Unanswered
 from ._options import AuthRequest, MetricEvent, ServerOptions, Transport
 from ._protocol import HubProtocol, JsonHubProtocol, MessagePackHubProtocol, TransferFormat
 from ._transports import scope_headers, serve_sse, serve_websocket
@@ -82,6 +82,8 @@ class SignalRServer:
         self._runner: asyncio.Task[None] | None = None
         self._stopping: asyncio.Event | None = None
         self._negotiate_body: dict[int, list[dict[str, Any]]] = {}
+        # invocations received and not answered yet, over all connections (see `Unanswered`)
+        self.unanswered = Unanswered()
 
     # -- lifecycle --------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -348,7 +350,13 @@ class SignalRServer:
         connection_id = secrets.token_urlsafe(16)  # 22 URL-safe chars, like ASP.NET
         token = secrets.token_urlsafe(16) if version >= 1 else connection_id
         conn = Connection(
-            connection_id, token, principal, self.options, self.protocols, self._hub_factory
+            connection_id,
+            token,
+            principal,
+            self.options,
+            self.protocols,
+            self._hub_factory,
+            self.unanswered,
         )
         self._by_token[token] = conn
         self._by_id[connection_id] = conn
