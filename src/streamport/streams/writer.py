@@ -47,7 +47,8 @@ class Writer:
         self._creating: dict[str, asyncio.Lock] = {}
         self._joining: dict[str, _Batch] = {}  # the writes of this loop turn, per topic
         self._joint: set[asyncio.Task[None]] = set()  # joint produces under way
-        self.in_flight = 0  # `produce` calls not finished yet (the fan-out gathers meanwhile)
+        # writes joined to a produce that has not returned yet (the fan-out gathers meanwhile)
+        self.in_flight = 0
 
     async def ensure_topic(self, topic: str) -> None:
         """Make sure `topic` exists: create it when auto-creation is on, else raise UnknownTopic."""
@@ -78,20 +79,16 @@ class Writer:
 
     async def produce(self, topic: str, records: Sequence[Record]) -> list[RecordMetadata]:
         """Produce `records` to `topic` and return once they are durable."""
-        self.in_flight += 1
+        await self.ensure_topic(topic)
+        started = time.perf_counter()
         try:
+            result = await self._joined(topic, records)
+        except UnknownTopic:
+            self._known.discard(topic)
+            if not self._auto_create:
+                raise
             await self.ensure_topic(topic)
-            started = time.perf_counter()
-            try:
-                result = await self._joined(topic, records)
-            except UnknownTopic:
-                self._known.discard(topic)
-                if not self._auto_create:
-                    raise
-                await self.ensure_topic(topic)
-                result = await self._broker.produce(topic, records)
-        finally:
-            self.in_flight -= 1
+            result = await self._broker.produce(topic, records)
         if self._observe is not None:
             size = sum(len(r.value) for r in records)
             self._observe(topic, len(records), size, time.perf_counter() - started)
@@ -109,6 +106,10 @@ class Writer:
         writer that is cancelled (its client left) cannot strand the others. A joint call refused
         as invalid (say, one record too large) wrote nothing: every writer then produces alone,
         so the error reaches the request it belongs to.
+
+        `in_flight` counts the writes of batches whose produce has not returned: it drops when
+        the records are in the log, before the writers resume, so the fan-out can send them
+        before the writers' acknowledgements go out.
         """
         placed: asyncio.Future[list[RecordMetadata]] = asyncio.get_running_loop().create_future()
         batch = self._joining.get(topic)
@@ -118,6 +119,7 @@ class Writer:
             self._joint.add(task)  # the loop keeps only a weak reference
             task.add_done_callback(lambda done: self._joint_done(topic, batch, done))
         batch.append((records, placed))
+        self.in_flight += 1
         try:
             return await placed
         except _Alone:
@@ -125,7 +127,12 @@ class Writer:
 
     async def _produce_joint(self, topic: str, batch: _Batch) -> None:
         del self._joining[topic]  # writers from here on start the next batch
-        waiting = [(part, fut) for part, fut in batch if not fut.done()]
+        try:
+            await self._settle_joint(topic, [(p, f) for p, f in batch if not f.done()])
+        finally:
+            self.in_flight -= len(batch)
+
+    async def _settle_joint(self, topic: str, waiting: _Batch) -> None:
         if not waiting:
             return
         combined = waiting[0][0] if len(waiting) == 1 else [r for part, _ in waiting for r in part]
@@ -151,8 +158,9 @@ class Writer:
         """A joint task cancelled (before it ran or mid-produce) must not leave its writers, or
         the topic's next writers who would join its batch, waiting."""
         self._joint.discard(task)
-        if self._joining.get(topic) is batch:
+        if self._joining.get(topic) is batch:  # cancelled before it ran
             del self._joining[topic]
+            self.in_flight -= len(batch)
         for _, fut in batch:
             if not fut.done():
                 fut.cancel()

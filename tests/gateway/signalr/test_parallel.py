@@ -189,39 +189,39 @@ async def test_errors_come_back_per_invocation() -> None:
             assert message == {"type": 3, "invocationId": str(n), "result": n * 10}
 
 
-async def test_the_server_counts_invocations_until_they_are_answered() -> None:
-    # what the fan-out reads to tell writes still being taken in from a quiet moment
+async def test_the_server_counts_invocations_until_their_hub_method_starts() -> None:
+    # what the fan-out reads to tell writes still on their way from a quiet moment
     probe = Probe()
     async with (
         serve(probe, ServerOptions(max_parallel_invocations=4)) as url,
         raw_connection(url) as conn,
     ):
         assert probe.server is not None
-        unanswered = probe.server.unanswered
+        queued = probe.server.queued
         await send_all(conn, "hold", list(range(6)))
         await probe.wait_for(4)
-        assert unanswered.count == 6  # four running, two queued
+        assert queued.count == 2  # four running, two waiting for a slot
         probe.release.set()
         await completions(conn, 6)
-        assert unanswered.count == 0
+        assert queued.count == 0
         await send_all(conn, "nosuch", [1])  # answered with an error: counted out too
         await send_all(conn, "check", [3, 4])
         await completions(conn, 3)
-        assert unanswered.count == 0
+        assert queued.count == 0
 
 
-async def test_invocations_left_unanswered_by_a_closed_connection_are_not_counted() -> None:
+async def test_invocations_a_closed_connection_never_started_are_not_counted() -> None:
     probe = Probe()
     async with serve(probe, ServerOptions(max_parallel_invocations=2)) as url:
         assert probe.server is not None
-        unanswered = probe.server.unanswered
+        queued = probe.server.queued
         async with raw_connection(url) as conn:
             await send_all(conn, "hold", list(range(5)))
             await probe.wait_for(2)
-            assert unanswered.count == 5
+            assert queued.count == 3
         probe.release.set()  # the two running finish; what is still queued never runs
         async with asyncio.timeout(10):
-            while unanswered.count:
+            while queued.count:
                 await asyncio.sleep(0.01)
         assert len(probe.started) < 5
 

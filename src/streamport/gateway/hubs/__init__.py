@@ -61,10 +61,12 @@ class Hubs:
             lambda ctx: WriterHub(ctx, state.writer, TopicNames(broker)),
             dataclasses.replace(options, max_parallel_invocations=writer_parallel),
         )
-        unanswered = self.writer.unanswered
+        queued, writer = self.writer.queued, state.writer
 
         def writing() -> bool:
-            return unanswered.count > 0 or state.writer.in_flight > 0
+            """Writes on their way to the log: writer hub invocations not started yet, and
+            writes (any API's) joined to a produce that has not returned."""
+            return queued.count > 0 or writer.in_flight > 0
 
         options_ = fanout_options or FanOutOptions()
         if options_.on_read is None:

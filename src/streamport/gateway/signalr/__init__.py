@@ -60,7 +60,7 @@ from ._connection import (
     Context,
     PreparedBatch,
     PreparedMessage,
-    Unanswered,
+    Queued,
 )
 from ._framing import MessageTooLarge, ProtocolError
 from ._hub import HubError, hub_method
@@ -98,12 +98,12 @@ __all__ = [
     "PreparedBatch",
     "PreparedMessage",
     "ProtocolError",
+    "Queued",
     "RawSocket",
     "ServerOptions",
     "SignalRServer",
     "TransferFormat",
     "Transport",
-    "Unanswered",
     "WebSocketProtocol",
     "hub_method",
 ]

@@ -284,11 +284,12 @@ class _Inbox:
         self._not_full.set()
 
 
-class Unanswered:
-    """How many invocations the connections of one server received and have not answered yet
-    (queued, dispatched or running; not streaming methods once started). A single integer kept
-    by the connections, cheap to read: the fan-out reads the writer hub's to tell writes still
-    being taken in from a quiet moment (``Hubs``)."""
+class Queued:
+    """How many invocations the connections of one server received whose hub method has not
+    started yet (in the incoming queue, or dispatched and about to start). One integer kept by
+    the connections, cheap to read: the fan-out reads the writer hub's, with the `Writer`'s
+    produces under way, to tell writes still on their way to the log from a quiet moment
+    (``Hubs``)."""
 
     __slots__ = ("count",)
 
@@ -329,7 +330,7 @@ class Connection:
         options: ServerOptions,
         protocols: dict[str, HubProtocol],
         hub_factory: Callable[[Context], object],
-        unanswered: Unanswered | None = None,
+        queued: Queued | None = None,
     ) -> None:
         self.connection_id = connection_id
         self.token = token
@@ -372,8 +373,8 @@ class Connection:
         self._hub: object = None
         parallel = options.max_parallel_invocations
         self._slots = asyncio.Semaphore(parallel) if parallel > 1 else None
-        self._unanswered = unanswered or Unanswered()
-        self._received = 0  # this connection's share of `_unanswered`
+        self._queued = queued or Queued()
+        self._received = 0  # this connection's share of `_queued`
         # WebSockets with a RawSocket (see _rawsocket.py): frames are written straight to the
         # socket; what is queued goes out at the end of the loop turn (one frame for all of it)
         self._raw: RawSocket | None = None
@@ -454,7 +455,7 @@ class Connection:
             if isinstance(msg, Invocation):
                 out.append(msg)
                 self._received += 1
-                self._unanswered.count += 1
+                self._queued.count += 1
             elif isinstance(msg, StreamItem | Completion):
                 out.append(msg)
             elif isinstance(msg, CancelInvocation):
@@ -710,14 +711,14 @@ class Connection:
             log.exception("connection %s failed", self.connection_id)
             self.close(CLOSED_WITH_ERROR)
         finally:
-            # what was still queued when the connection closed is never answered
-            self._unanswered.count -= self._received
+            # what was still queued when the connection closed never starts
+            self._queued.count -= self._received
             self._received = 0
 
-    def _answered(self) -> None:
+    def _started(self) -> None:
         if self._received:
             self._received -= 1
-            self._unanswered.count -= 1
+            self._queued.count -= 1
 
     async def _serve_hub(self) -> None:
         await self._handshaken.wait()
@@ -743,7 +744,7 @@ class Connection:
                     break
                 if isinstance(msg, Invocation):
                     if not await self._on_invocation(msg):
-                        self._answered()
+                        self._started()  # answered at once (an error), or a stream
                 elif isinstance(msg, StreamItem):
                     await self._on_stream_item(msg)
                 elif isinstance(msg, Completion):
@@ -775,7 +776,7 @@ class Connection:
             self.enqueue(self.protocol.completion(invocation_id, error=error))
 
     async def _on_invocation(self, msg: Invocation) -> bool:
-        """Answer `msg`, or start it. True when it runs on in a task that answers it later."""
+        """Answer `msg` (an error), or start it. True when it went to `_invoke`."""
         assert self._methods is not None and self.protocol is not None
         target = msg.target
         method = self._methods.find(target)
@@ -825,6 +826,7 @@ class Connection:
             # methods that read client streams run beside the dispatcher, which feeds them the items
             assert self._tasks is not None
             self._tasks.create_task(self._invoke(method, msg, func, args))
+            return True
         elif self._slots is not None:
             assert self._tasks is not None
             await self._slots.acquire()  # N running: wait here (backpressure on the client)
@@ -832,6 +834,7 @@ class Connection:
             return True
         else:
             await self._invoke(method, msg, func, args)
+            return True
         return False
 
     async def _invoke_in_slot(
@@ -842,7 +845,6 @@ class Connection:
             await self._invoke(method, msg, func, args)
         finally:
             self._slots.release()
-            self._answered()
 
     def _bind(self, method: HubMethod, msg: Invocation) -> list[Any] | None:
         assert self.protocol is not None
@@ -891,6 +893,7 @@ class Connection:
     async def _invoke(self, method: HubMethod, msg: Invocation, func: Any, args: list[Any]) -> None:
         assert self.protocol is not None
         target = msg.target
+        self._started()
         try:
             result = await func(*args)
         except HubError as exc:

@@ -21,7 +21,7 @@ from starlette.websockets import WebSocket
 
 from streamport.errors import AuthError, Forbidden
 
-from ._connection import Connection, ConnectionState, Context, PreparedMessage, Unanswered
+from ._connection import Connection, ConnectionState, Context, PreparedMessage, Queued
 from ._options import AuthRequest, MetricEvent, ServerOptions, Transport
 from ._protocol import HubProtocol, JsonHubProtocol, MessagePackHubProtocol, TransferFormat
 from ._transports import scope_headers, serve_sse, serve_websocket
@@ -82,8 +82,8 @@ class SignalRServer:
         self._runner: asyncio.Task[None] | None = None
         self._stopping: asyncio.Event | None = None
         self._negotiate_body: dict[int, list[dict[str, Any]]] = {}
-        # invocations received and not answered yet, over all connections (see `Unanswered`)
-        self.unanswered = Unanswered()
+        # invocations received whose hub method has not started, over all connections
+        self.queued = Queued()
 
     # -- lifecycle --------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -356,7 +356,7 @@ class SignalRServer:
             self.options,
             self.protocols,
             self._hub_factory,
-            self.unanswered,
+            self.queued,
         )
         self._by_token[token] = conn
         self._by_id[connection_id] = conn
