@@ -24,9 +24,9 @@ does not use that and sends through ASGI, as any Starlette endpoint).
     each send and builds dataclasses and callbacks per message, so it would measure itself. The raw
     client writes the exact bytes the JS client writes (``{"type":1,"invocationId":"n",...}`` + RS).
 
-(b) Fan-out through the Quix Reader hub lives in ``bench/signalr/fanout.py`` (it needs the gateway and
-    its hubs); `bench_fanout` below is the hook that points there. The server side offers
-    `SignalRServer.broadcast`, `PreparedMessage` and `PreparedBatch` (serialised once per protocol).
+(b) Fan-out through the Quix Reader hub: ``bench/signalr/fanout.py`` (it needs the gateway, its hubs
+    and client processes), which `bench_fanout` runs with its defaults (``--fanout-rounds``
+    rounds; ``python bench/signalr/fanout.py --help`` for its own knobs).
 
 (c) Memory with one stalled reader among many: N readers and one client that never reads; the hub
     broadcasts far more data than the stalled client's outgoing queue may hold. The server's peak RSS
@@ -242,13 +242,16 @@ def _median(rows: list[tuple[float, float]]) -> tuple[float, float]:
     return (statistics.median(r[0] for r in rows), statistics.median(r[1] for r in rows))
 
 
-def bench_fanout() -> None:
-    """(b) Hook: fan-out of Quix data through the Reader hub to many subscribers.
+def bench_fanout(rounds: int) -> None:
+    """(b) Fan-out of Quix data through the Reader hub to many subscribers.
 
-    It needs the gateway app with its hubs and a broker, so it is its own script:
-    ``python bench/signalr/fanout.py`` (readers x events/s, delivery rate, latency percentiles).
+    It needs the gateway app with its hubs, a broker and client processes, so it is its own
+    script, ``bench/signalr/fanout.py`` (500 readers x 1,000 events/s: delivery rate, latency
+    percentiles, the verdict on the median of its rounds), run here with its defaults.
     """
-    print("(b) fan-out through the Reader hub: python bench/signalr/fanout.py")
+    print("(b) fan-out through the Reader hub (bench/signalr/fanout.py)", flush=True)
+    script = Path(__file__).with_name("fanout.py")
+    subprocess.run([sys.executable, str(script), "--rounds", str(rounds)], check=True)
 
 
 async def _reader(port: int, expect: int, got: list[int]) -> None:
@@ -344,9 +347,11 @@ def main() -> None:
     parser.add_argument("--readers", type=int, default=5)
     parser.add_argument("--count", type=int, default=4000)
     parser.add_argument("--size", type=int, default=8192)
+    parser.add_argument("--fanout-rounds", type=int, default=3, help="rounds of (b); 0 skips it")
     args = parser.parse_args()
     asyncio.run(bench_invocations(args.seconds, args.window, args.rounds))
-    bench_fanout()
+    if args.fanout_rounds:
+        bench_fanout(args.fanout_rounds)
     asyncio.run(bench_stalled_memory(args.readers, args.count, args.size))
 
 
