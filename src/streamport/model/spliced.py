@@ -19,6 +19,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any
 
 import msgspec
@@ -30,11 +31,13 @@ from streamport.model.envelope import encode
 __all__ = ["parameter_data_envelope"]
 
 
-# A ParameterData body whose timestamps and numeric columns stay undecoded, in camelCase (as Quix
-# documents it) and in PascalCase (as the Quix samples send it).
+_Timestamp = Annotated[int, msgspec.Meta(ge=INT64_MIN, le=INT64_MAX)]
+
+# A ParameterData body whose numeric columns stay undecoded, in camelCase (as Quix documents it)
+# and in PascalCase (as the Quix samples send it).
 _COLUMNS: list[tuple[str, Any, Any]] = [
     ("epoch", int | None, None),
-    ("timestamps", msgspec.Raw, msgspec.Raw()),
+    ("timestamps", list[_Timestamp] | None, None),
     ("numeric_values", dict[str, msgspec.Raw] | None, None),
     ("string_values", dict[str, list[str | None]] | None, None),
     ("binary_values", dict[str, list[bytes | None]] | None, None),
@@ -46,7 +49,7 @@ class _Wire(msgspec.Struct, rename="pascal"):
     """The field order and names of TimeseriesData on the wire, with raw columns."""
 
     epoch: int
-    timestamps: msgspec.Raw
+    timestamps: list[int]
     numeric_values: dict[str, msgspec.Raw]
     string_values: dict[str, list[str | None]]
     binary_values: dict[str, list[bytes | None]]
@@ -60,7 +63,6 @@ _columns = [
     )
     for case in ("camel", "pascal")
 ]
-_timestamps = msgspec.json.Decoder(list[Annotated[int, msgspec.Meta(ge=INT64_MIN, le=INT64_MAX)]])
 _encoder = msgspec.json.Encoder()
 _HEAD = b'{"C":"JT","K":"ParameterData","V":'
 
@@ -86,12 +88,9 @@ def _spliced(body: bytes) -> bytes | None:
             pass
     else:
         return None
-    if columns.epoch or not columns.timestamps:
+    if columns.epoch or not columns.timestamps:  # (not integers, or outside int64: no decode)
         return None
-    try:
-        count = len(_timestamps.decode(columns.timestamps))
-    except msgspec.DecodeError:  # not integers, or outside int64
-        return None
+    count = len(columns.timestamps)
     numeric = columns.numeric_values or {}
     strings = columns.string_values or {}
     binaries = columns.binary_values or {}
@@ -107,23 +106,27 @@ def _spliced(body: bytes) -> bytes | None:
     return _encoder.encode(_Wire(0, columns.timestamps, numeric, strings, binaries, tags))
 
 
-# No quote, brace, t or f: no strings, objects, true or false. No e: no exponents.
-_NOT_FLOATS = (b'"', b"{", b"t", b"f", b"e", b"E")
+_NUMBER_BODY = b"0123456789- \t\r\n"  # what a float's text is made of, but its point
+
+
+@functools.lru_cache(maxsize=64)
+def _shape(count: int) -> bytes:
+    """``[.,.,.]``: a flat array of `count` floats once `_NUMBER_BODY` is deleted."""
+    return b"[" + b",".join([b"."] * count) + b"]"
 
 
 def _floats(text: bytes, count: int) -> bool:
     """Whether the JSON value `text` (its syntax already checked) is a flat array of `count`
     floats written with a decimal point, and nulls.
 
-    Without the bytes of `_NOT_FLOATS` and with one ``[``, the elements are numbers and nulls, one
-    more than the commas. As a number has at most one point, points plus nulls make `count` only
-    if every number has one. Integers (``3``) and exponents take the exact path, so every number
-    on the wire reads back as a float in any JSON reader, as it would after decoding and encoding.
+    Deleting digits, signs and whitespace leaves ``.`` of each float and ``null`` of each null;
+    with the nulls made points too, it must be exactly `_shape`: anything else (a string, an
+    object, true or false, an exponent's e, an integer without a point, a nested array, another
+    count) leaves something else. A valid JSON value made of these characters with one point per
+    element is a float in plain decimal notation, which reads back as a float in any JSON reader,
+    as it would after decoding and encoding; everything else takes the exact path.
     """
-    if text[:1] != b"[" or text.find(b"[", 1) != -1 or any(c in text for c in _NOT_FLOATS):
-        return False
-    elements = text.count(b",") + 1 if text[1:-1].strip() else 0
-    if elements != count:
-        return False
-    nulls = text.count(b"null") if b"n" in text else 0  # no n, no null: a quick look first
-    return text.count(b".") + nulls == count
+    rest = text.translate(None, _NUMBER_BODY)
+    if b"n" in rest:
+        rest = rest.replace(b"null", b".")
+    return rest == _shape(count)
