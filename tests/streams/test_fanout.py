@@ -463,7 +463,9 @@ async def test_a_burst_still_being_written_goes_out_as_one_batch(
     # Records landing milliseconds apart (idle loop turns between them): while busy() says
     # writes are under way the reader waits for them; without it, each goes out alone.
     state = {"busy": writing}
-    options = dataclasses.replace(FAST, gather_seconds=30.0, busy=lambda: state["busy"])
+    options = dataclasses.replace(
+        FAST, gather_seconds=30.0, busy=lambda topic: state["busy"] and topic == "w"
+    )
     await broker.create_topic("w", TopicConfig(partitions=1))
     async with FanOut(broker, options) as fanout:
         sub = Batches()
@@ -480,7 +482,7 @@ async def test_a_burst_still_being_written_goes_out_as_one_batch(
 async def test_a_write_path_that_stays_busy_holds_a_batch_back_no_longer_than_the_gather_bound(
     broker: EmbeddedBroker,
 ) -> None:
-    options = dataclasses.replace(FAST, gather_seconds=0.05, busy=lambda: True)
+    options = dataclasses.replace(FAST, gather_seconds=0.05, busy=lambda topic: True)
     await broker.create_topic("x", TopicConfig(partitions=1))
     async with FanOut(broker, options) as fanout:
         sub = Batches()

@@ -117,7 +117,7 @@ async def test_a_joint_produce_cancelled_before_it_ran_strands_nobody(
         await asyncio.wait_for(first, timeout=5)
     [placed] = await asyncio.wait_for(writer.produce("t", records("b", 1)), timeout=5)
     assert placed.offset == 0 and broker.calls == [1]
-    assert writer.in_flight == 0
+    assert writer.in_flight("t") == 0
 
 
 async def test_in_flight_counts_the_writes_whose_joint_produce_has_not_returned(
@@ -129,15 +129,16 @@ async def test_in_flight_counts_the_writes_whose_joint_produce_has_not_returned(
 
     async def write(tag: str) -> None:
         await writer.produce("t", records(tag, 1))
-        seen.append(writer.in_flight)
+        seen.append(writer.in_flight("t"))
 
     tasks = [asyncio.ensure_future(write(f"w{n}")) for n in range(3)]
     await asyncio.sleep(0)
-    assert writer.in_flight == 3  # joined, the joint produce not run yet
+    assert writer.in_flight("t") == 3  # joined, the joint produce not run yet
+    assert writer.in_flight("other") == 0
     await asyncio.gather(*tasks)
     assert seen == [0, 0, 0]  # in the log before any writer resumed
     refused = await asyncio.gather(
         writer.produce("t", [Record(value=b"x" * 500)]), return_exceptions=True
     )
     assert isinstance(refused[0], RecordTooLarge)
-    assert writer.in_flight == 0
+    assert writer.in_flight("t") == 0

@@ -149,7 +149,9 @@ class Subscriber:
         self.closed = False
 
 
-_BUSY_SLICE = 0.001  # how long `TopicReader._take` waits for a record before asking busy() again
+_BUSY_SLICE = (
+    0.001  # how long `TopicReader._take` waits for a record before asking busy(topic) again
+)
 
 
 @dataclass(frozen=True)
@@ -160,9 +162,9 @@ class FanOutOptions:
     flush_chunk: int = 64  # subscribers handed a batch per event-loop turn (then it yields)
     # after a fetch, keep taking what each following loop turn brings, for at most this long
     gather_seconds: float = 0.02
-    # True while writes are being taken in that will land soon (the gateway: writer hub
-    # invocations not answered yet): gathering then also waits through turns that bring nothing
-    busy: Callable[[], bool] | None = None
+    # busy(topic): True while writes to the topic are being taken in and will land soon (the
+    # gateway: `Hubs`); gathering then also waits through turns that bring nothing
+    busy: Callable[[str], bool] | None = None
     backoff_initial: float = 0.1
     backoff_max: float = 5.0
     unknown_topic_poll: float = 0.5  # how often a reader of a missing topic looks for it
@@ -394,11 +396,11 @@ class TopicReader:
 
         A write takes several turns from the socket to the log, and a burst's writes arrive over
         milliseconds, so a turn that brings nothing does not mean the burst is over. While
-        ``busy()`` says writes are still being taken in, the reader waits for the next record
-        (in slices of 1 ms, without spinning) instead of flushing part of the burst: a flush to
-        hundreds of subscribers started early holds the rest of the burst back for its whole
-        length (the timeline of the fan-out benchmark showed bursts cut in two: their second
-        part went out 20-30 ms late). ``gather_seconds`` bounds the wait either way.
+        ``busy(topic)`` says writes to it are still being taken in, the reader waits for the next
+        record (in slices of 1 ms, without spinning) instead of flushing part of the burst: a
+        flush to hundreds of subscribers started early holds the rest of the burst back for its
+        whole length (the timeline of the fan-out benchmark showed bursts cut in two: their
+        second part went out 20-30 ms late). ``gather_seconds`` bounds the wait either way.
         """
         cap, busy = self.options.fetch_records, self.options.busy
         deadline = time.monotonic() + self.options.gather_seconds
@@ -416,9 +418,9 @@ class TopicReader:
                     await asyncio.sleep(0)
                     records = await consumer.fetch(cap - taken, 0)
                     if not records:
-                        if busy is None or not busy():
+                        if busy is None or not busy(self.topic):
                             break
-                        # wait for the next record, a slice at a time (busy() may turn False)
+                        # wait for the next record, a slice at a time (busy may turn False)
                         records = await consumer.fetch(cap - taken, min(left, _BUSY_SLICE))
         finally:
             if taken and self.options.on_read is not None:

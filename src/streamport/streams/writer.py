@@ -47,8 +47,8 @@ class Writer:
         self._creating: dict[str, asyncio.Lock] = {}
         self._joining: dict[str, _Batch] = {}  # the writes of this loop turn, per topic
         self._joint: set[asyncio.Task[None]] = set()  # joint produces under way
-        # writes joined to a produce that has not returned yet (the fan-out gathers meanwhile)
-        self.in_flight = 0
+        # per topic, writes joined to a produce that has not returned yet (see `in_flight`)
+        self._in_flight: dict[str, int] = {}
 
     async def ensure_topic(self, topic: str) -> None:
         """Make sure `topic` exists: create it when auto-creation is on, else raise UnknownTopic."""
@@ -119,7 +119,7 @@ class Writer:
             self._joint.add(task)  # the loop keeps only a weak reference
             task.add_done_callback(lambda done: self._joint_done(topic, batch, done))
         batch.append((records, placed))
-        self.in_flight += 1
+        self._in_flight[topic] = self._in_flight.get(topic, 0) + 1
         try:
             return await placed
         except _Alone:
@@ -130,7 +130,7 @@ class Writer:
         try:
             await self._settle_joint(topic, [(p, f) for p, f in batch if not f.done()])
         finally:
-            self.in_flight -= len(batch)
+            self._landed(topic, len(batch))
 
     async def _settle_joint(self, topic: str, waiting: _Batch) -> None:
         if not waiting:
@@ -160,10 +160,22 @@ class Writer:
         self._joint.discard(task)
         if self._joining.get(topic) is batch:  # cancelled before it ran
             del self._joining[topic]
-            self.in_flight -= len(batch)
+            self._landed(topic, len(batch))
         for _, fut in batch:
             if not fut.done():
                 fut.cancel()
+
+    def in_flight(self, topic: str) -> int:
+        """Writes to `topic` joined to a produce that has not returned yet: records about to
+        land in the log (the fan-out waits for them before it sends what it has)."""
+        return self._in_flight.get(topic, 0)
+
+    def _landed(self, topic: str, count: int) -> None:
+        left = self._in_flight[topic] - count
+        if left:
+            self._in_flight[topic] = left
+        else:
+            del self._in_flight[topic]
 
     async def write(self, topic: str, stream_id: str, *messages: Message) -> list[RecordMetadata]:
         """Write `messages` of stream `stream_id` to `topic`, in order, durably."""

@@ -212,15 +212,16 @@ async def test_the_fan_out_gathers_while_the_writer_hub_or_the_writer_has_writes
     state = GatewayState(settings, broker, TokenStore(tmp_path), writer, Metrics())
     hubs = Hubs(state)
     busy = hubs.fanout.options.busy
-    assert busy is not None and not busy()
+    assert busy is not None and not busy("t")
     hubs.writer.queued.count += 1  # a writer hub invocation received, not started yet
-    assert busy()
+    assert busy("t")
     hubs.writer.queued.count -= 1
-    assert not busy()
+    assert not busy("t")
     async with broker:
         await writer.ensure_topic("t")
         produce = asyncio.ensure_future(writer.write("t", "s", EventData(id="E", timestamp=1)))
         await asyncio.sleep(0)
-        assert busy()  # an HTTP or SDK write on its way to the log
+        assert busy("t")  # an HTTP or SDK write on its way to the log
+        assert not busy("u")  # not to this topic's
         await produce
-    assert not busy()
+    assert not busy("t")

@@ -63,10 +63,11 @@ class Hubs:
         )
         queued, writer = self.writer.queued, state.writer
 
-        def writing() -> bool:
-            """Writes on their way to the log: writer hub invocations not started yet, and
-            writes (any API's) joined to a produce that has not returned."""
-            return queued.count > 0 or writer.in_flight > 0
+        def writing(topic: str) -> bool:
+            """Writes on their way to `topic`'s log: writer hub invocations not started yet (to
+            any topic: not known before they run, and they start within a turn or two), and
+            writes (any API's) to `topic` joined to a produce that has not returned."""
+            return queued.count > 0 or writer.in_flight(topic) > 0
 
         options_ = fanout_options or FanOutOptions()
         if options_.on_read is None:
