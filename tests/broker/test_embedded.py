@@ -244,6 +244,24 @@ async def test_small_appends_are_written_without_waiting_for_the_loop(tmp_path: 
         assert await read_all(broker, "t") == [b"now"]
 
 
+async def test_a_waiting_fetch_resumes_in_the_loop_turn_after_the_produce(tmp_path: Path) -> None:
+    # The fan-out reader waits in fetch: it must run before the writers that the same produce
+    # woke (they resume in that turn too, and each writes its acknowledgement first otherwise).
+    async with EmbeddedBroker(tmp_path) as broker:
+        await broker.create_topic("t")
+        async with broker.consumer(["t"], auto_offset_reset="earliest") as consumer:
+            fetch = asyncio.ensure_future(consumer.fetch(10, timeout=30))
+            for _ in range(3):
+                await asyncio.sleep(0)
+            assert not fetch.done()  # waiting
+            await broker.produce("t", [Record(b"now")])
+            await asyncio.sleep(0)
+            assert fetch.done()
+            assert [r.value for r in fetch.result()] == [b"now"]
+            # and the timeout still ends a wait that nothing wakes
+            assert await consumer.fetch(10, timeout=0.05) == []
+
+
 async def test_writes_keep_their_order_between_the_loop_and_the_writer_thread(
     tmp_path: Path,
 ) -> None:

@@ -22,6 +22,11 @@ if TYPE_CHECKING:
     from streamport.broker.embedded._broker import EmbeddedBroker
 
 
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 class ConsumerState(enum.Enum):
     NEW = "new"
     RUNNING = "running"
@@ -151,9 +156,14 @@ class EmbeddedConsumer:
             for lg in logs:
                 lg.waiters.add(waiter)
             self._waiter = waiter
+            # awaited directly, with a timer for the timeout: the task resumes in the loop turn
+            # right after a produce wakes it (asyncio.wait would take one more turn, and the
+            # writers that produce woke would all run first)
+            timer = loop.call_later(remaining, _expire, waiter)
             try:
-                await asyncio.wait([waiter], timeout=remaining)
+                await waiter
             finally:
+                timer.cancel()
                 self._waiter = None
                 for lg in logs:
                     lg.waiters.discard(waiter)
