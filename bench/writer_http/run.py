@@ -14,12 +14,15 @@ Load comes from wrk (C, a separate process: the client costs little of the 2 cor
 with ``apt-get install wrk``. Run: ``python bench/writer_http/run.py [--seconds 5] [--rounds 3]``.
 
 What bounds (b), in instructions (valgrind callgrind, load-independent): the embedded broker's
-produce of one 49 KB record costs ~0.36M with 8 producers; the gateway request costs ~2.9M, of
-which ~2.1M is the body -> envelope step (``streamport.model.spliced``; it was 7.0M when every
-float was decoded and re-encoded). Of those 2.1M, 0.8M is msgspec checking the JSON syntax of the
-body (numbers are skipped, not converted), the cheapest full check this stack has; a 200 must
-never be given for a body that is not valid JSON. So any validating gateway stays under about
-0.36 / (0.8 + 0.36) = 0.3 of the raw produce rate here, whatever else it saves.
+produce of one 49 KB record costs ~0.36M with 8 producers; the gateway request costs ~2.7M, of
+which ~1.9M is the body -> envelope step (``streamport.model.spliced``; it was 7.0M when every
+float was decoded and re-encoded, 2.1M before the one-pass timestamps and translate-checked
+columns). Of those, 0.8M is msgspec checking the JSON syntax of the body (numbers in the value
+columns are skipped, not converted), the cheapest full check this stack has; a 200 must never be
+given for a body that is not valid JSON. So any validating gateway stays under about
+0.36 / (0.8 + 0.36) = 0.3 of the raw produce rate in instructions; in time the raw producer is
+often held back by the page cache's writeback (8.8K -> 6.1K msg/s over three rounds of one run),
+which is why single rounds reach 0.47.
 """
 
 from __future__ import annotations
