@@ -14,10 +14,10 @@ Load comes from wrk (C, a separate process: the client costs little of the 2 cor
 with ``apt-get install wrk``. Run: ``python bench/writer_http/run.py [--seconds 5] [--rounds 3]``.
 
 What bounds (b), in instructions (valgrind callgrind, load-independent): the embedded broker's
-produce of one 49 KB record costs ~0.36M with 8 producers; the gateway request costs ~2.7M, of
-which ~1.9M is the body -> envelope step (``streamport.model.spliced``; it was 7.0M when every
-float was decoded and re-encoded, 2.1M before the one-pass timestamps and translate-checked
-columns). Of those, 0.8M is msgspec checking the JSON syntax of the body (numbers in the value
+produce of one 49 KB record costs ~0.36M with 8 producers; the whole gateway request cost ~2.9M
+when last measured whole, of which the body -> envelope step (``streamport.model.spliced``) was
+2.1M; that step is 1.9M now (one-pass timestamps, translate-checked columns; it was 7.0M when
+every float was decoded and re-encoded). Of those, 0.8M is msgspec checking the JSON syntax of the body (numbers in the value
 columns are skipped, not converted), the cheapest full check this stack has; a 200 must never be
 given for a body that is not valid JSON. So any validating gateway stays under about
 0.36 / (0.8 + 0.36) = 0.3 of the raw produce rate in instructions; in time the raw producer is
