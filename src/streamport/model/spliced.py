@@ -3,9 +3,9 @@
 Decoding 5,000 floats into Python and encoding them again is most of the cost of a batched
 ``parameters/data`` write (about 0.6 ms of a 49 KB body); the numbers themselves do not change
 on the way. :func:`parameter_data_envelope` lets msgspec check the JSON syntax of the whole body
-(skipping the value columns as ``Raw``), proves with a few byte scans that each numeric column
-is a flat array of floats and nulls of the right length, and splices the column text into the
-envelope unchanged. Any doubt - field names neither all camelCase nor all PascalCase, an integer
+(skipping the value columns as ``Raw``), proves with one ``bytes.translate`` per column that each
+numeric column is a flat array of floats and nulls of the right length, and splices the column
+text into the envelope unchanged. Any doubt - field names neither all camelCase nor all PascalCase, an integer
 or exponent in a numeric column, a non-zero epoch, unknown fields - takes the exact path
 (:func:`~streamport.model.api.parse_parameter_data` then :func:`~streamport.model.envelope.encode`),
 which also produces the error naming the bad field. Either path yields a value that decodes to
@@ -34,7 +34,8 @@ __all__ = ["parameter_data_envelope"]
 _Timestamp = Annotated[int, msgspec.Meta(ge=INT64_MIN, le=INT64_MAX)]
 
 # A ParameterData body whose numeric columns stay undecoded, in camelCase (as Quix documents it)
-# and in PascalCase (as the Quix samples send it).
+# and in PascalCase (as the Quix samples send it). Timestamps that are not int64 integers fail the
+# decode, and the body takes the exact path (which names the field).
 _COLUMNS: list[tuple[str, Any, Any]] = [
     ("epoch", int | None, None),
     ("timestamps", list[_Timestamp] | None, None),
@@ -88,7 +89,7 @@ def _spliced(body: bytes) -> bytes | None:
             pass
     else:
         return None
-    if columns.epoch or not columns.timestamps:  # (not integers, or outside int64: no decode)
+    if columns.epoch or not columns.timestamps:
         return None
     count = len(columns.timestamps)
     numeric = columns.numeric_values or {}

@@ -149,9 +149,8 @@ class Subscriber:
         self.closed = False
 
 
-_BUSY_SLICE = (
-    0.001  # how long `TopicReader._take` waits for a record before asking busy(topic) again
-)
+# how long `TopicReader._take` waits for a record before asking busy(topic) again
+_BUSY_SLICE = 0.001
 
 
 @dataclass(frozen=True)
