@@ -99,6 +99,21 @@ def produce_record(
         )
 
 
+def placement(error: KafkaError | None, message: Message) -> tuple[int, int]:
+    """Where a delivery report says the record went: (partition, offset), -1 for what it does
+    not say. A delivered record can come back without an offset: when an idempotent producer
+    retries a batch the broker already wrote (a timeout or a leader change in between), the broker
+    answers "duplicate" without the offset; the record is durable in its partition all the same
+    (Kafka's Java client reports offset -1 then too)."""
+    if error is not None:
+        return -1, -1
+    partition, offset = message.partition(), message.offset()
+    return (
+        -1 if partition is None else partition,
+        -1 if offset is None or offset < 0 else offset,
+    )
+
+
 class KafkaBroker:
     """The `Broker` seam on an Apache Kafka cluster.
 
@@ -393,10 +408,7 @@ class KafkaBroker:
     ) -> None:
         def report(error: KafkaError | None, message: Message) -> None:
             # Runs on the poll thread; handed to the loop in batches (see _poll_deliveries).
-            partition = message.partition()
-            offset = message.offset()
-            if error is not None or partition is None or offset is None:
-                partition = offset = -1
+            partition, offset = placement(error, message)
             with self._reports_lock:
                 self._reports.append((future, topic, error, partition, offset))
 
