@@ -29,15 +29,27 @@ async def broker(tmp_path: Path) -> AsyncIterator[CountingBroker]:
         yield started
 
 
+@pytest.fixture
+async def writer(broker: CountingBroker) -> Writer:
+    """A Writer whose topic "t" exists."""
+    started = Writer(broker)
+    await started.ensure_topic("t")
+    return started
+
+
+def writes(writer: Writer, n: int) -> list[asyncio.Future[list[RecordMetadata]]]:
+    """`n` writers of one record each to "t", started together (they join one produce)."""
+    return [asyncio.ensure_future(writer.produce("t", records(f"w{i}", 1))) for i in range(n)]
+
+
 def records(tag: str, n: int) -> list[Record]:
     return [Record(value=f"{tag}-{i}".encode(), key=b"k") for i in range(n)]
 
 
 async def test_writes_of_one_loop_turn_share_one_produce_in_arrival_order(
+    writer: Writer,
     broker: CountingBroker,
 ) -> None:
-    writer = Writer(broker)
-    await writer.ensure_topic("t")
     results = await asyncio.gather(*(writer.produce("t", records(f"w{n}", 3)) for n in range(10)))
     assert broker.calls == [30]
     offsets = [[m.offset for m in placed] for placed in results]
@@ -47,9 +59,7 @@ async def test_writes_of_one_loop_turn_share_one_produce_in_arrival_order(
     assert [r.value for r in got] == [f"w{n}-{i}".encode() for n in range(10) for i in range(3)]
 
 
-async def test_a_refused_record_fails_only_its_own_writer(broker: CountingBroker) -> None:
-    writer = Writer(broker)
-    await writer.ensure_topic("t")
+async def test_a_refused_record_fails_only_its_own_writer(writer: Writer) -> None:
     big = [Record(value=b"x" * 500)]
     outcomes = await asyncio.gather(
         writer.produce("t", records("a", 1)),
@@ -63,9 +73,9 @@ async def test_a_refused_record_fails_only_its_own_writer(broker: CountingBroker
     assert [m.offset for m in outcomes[2]] == [1]  # type: ignore[union-attr]
 
 
-async def test_a_cancelled_leader_still_settles_the_others(broker: CountingBroker) -> None:
-    writer = Writer(broker)
-    await writer.ensure_topic("t")
+async def test_a_cancelled_leader_still_settles_the_others(
+    writer: Writer, broker: CountingBroker
+) -> None:
     leader = asyncio.ensure_future(writer.produce("t", records("lead", 1)))
     followers = [asyncio.ensure_future(writer.produce("t", records(f"f{n}", 1))) for n in range(3)]
     await asyncio.sleep(0)
@@ -77,11 +87,10 @@ async def test_a_cancelled_leader_still_settles_the_others(broker: CountingBroke
 
 
 async def test_a_writer_cancelled_before_the_joint_produce_is_left_out(
+    writer: Writer,
     broker: CountingBroker,
 ) -> None:
-    writer = Writer(broker)
-    await writer.ensure_topic("t")
-    tasks = [asyncio.ensure_future(writer.produce("t", records(f"w{n}", 1))) for n in range(3)]
+    tasks = writes(writer, 3)
     await asyncio.sleep(0)  # all three joined; the joint produce runs in the next turn
     tasks[1].cancel()
     done = await asyncio.gather(*tasks, return_exceptions=True)
@@ -90,12 +99,12 @@ async def test_a_writer_cancelled_before_the_joint_produce_is_left_out(
     assert broker.calls == [2]
 
 
-async def test_joined_writers_resume_one_turn_after_the_produce(broker: CountingBroker) -> None:
+async def test_joined_writers_resume_one_turn_after_the_produce(
+    writer: Writer, broker: CountingBroker
+) -> None:
     # The embedded broker appends small batches without suspending, so from the writers' first
     # step: one turn to join, the produce, one turn to resume (no shield or callback hops).
-    writer = Writer(broker)
-    await writer.ensure_topic("t")
-    tasks = [asyncio.ensure_future(writer.produce("t", records(f"w{n}", 1))) for n in range(3)]
+    tasks = writes(writer, 3)
     turns = 0
     while not all(task.done() for task in tasks):
         await asyncio.sleep(0)
@@ -105,10 +114,9 @@ async def test_joined_writers_resume_one_turn_after_the_produce(broker: Counting
 
 
 async def test_a_joint_produce_cancelled_before_it_ran_strands_nobody(
+    writer: Writer,
     broker: CountingBroker,
 ) -> None:
-    writer = Writer(broker)
-    await writer.ensure_topic("t")
     first = asyncio.ensure_future(writer.produce("t", records("a", 1)))
     await asyncio.sleep(0)  # it joined; its joint produce has not run yet
     for task in writer._joint:
@@ -121,10 +129,8 @@ async def test_a_joint_produce_cancelled_before_it_ran_strands_nobody(
 
 
 async def test_in_flight_counts_the_writes_whose_joint_produce_has_not_returned(
-    broker: CountingBroker,
+    writer: Writer,
 ) -> None:
-    writer = Writer(broker)
-    await writer.ensure_topic("t")
     seen: list[int] = []
 
     async def write(tag: str) -> None:
