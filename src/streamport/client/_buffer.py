@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from streamport import model
-from streamport.client._data import TimeseriesData
+from streamport.client._data import TimeseriesData, TimeseriesDataTimestamp, to_raw
 from streamport.client._time import epoch_ns, to_ns
 
 if TYPE_CHECKING:
@@ -181,16 +181,68 @@ class TimeseriesBufferProducer:
         builder._tags = None
         return builder
 
-    def publish(self, data: TimeseriesData | pd.DataFrame) -> None:
-        """Add every row of `data` to the buffer."""
-        if not isinstance(data, TimeseriesData):
-            data = TimeseriesData.from_dataframe(data)
-        for row in data.timestamps:
-            builder = TimeseriesDataBuilder(self, row.timestamp_nanoseconds)
-            builder._values = {k: v.value for k, v in row.parameters.items()}
-            if row.tags:
-                builder.add_tags(row.tags)
-            builder.publish()
+    def publish(
+        self,
+        data: TimeseriesData | model.TimeseriesData | TimeseriesDataTimestamp | pd.DataFrame,
+    ) -> None:
+        """Add every row of `data` to the buffer, as if each were published on its own.
+
+        Without a condition `data` goes out at once; with `packet_size` alone whole packets of
+        it go out as column slices, without being taken apart into rows (only the rows that
+        complete a waiting packet, and the ones left over for the next, join the buffer row by
+        row). With a time condition every row joins the buffer and the conditions are checked
+        after each, as ``publish()`` of a built row does.
+        """
+        raw = to_raw(data).absolute()
+        count = len(raw.timestamps)
+        if not count:
+            return
+        with self._stream._lock:
+            if self._span is not None or self._timeout:
+                for index in range(count):
+                    self._add_rows(raw, index, index + 1)
+                    self._check()
+                return
+            if self._packet_size is None:  # each publish goes out at once (in bounded packets)
+                self._release()
+                for start in range(0, count, MAX_ROWS):
+                    self._send_columns(_slice(raw, start, min(count, start + MAX_ROWS)))
+                return
+            size = max(1, min(self._packet_size, MAX_ROWS))
+            start = 0
+            if self._pending:  # complete the waiting packet first
+                start = min(count, max(0, size - len(self._pending) // ROW))
+                self._add_rows(raw, 0, start)
+                if len(self._pending) // ROW >= size:
+                    self._release()
+            while count - start >= size:
+                self._send_columns(_slice(raw, start, start + size))
+                start += size
+            self._add_rows(raw, start, count)
+
+    def _add_rows(self, raw: model.TimeseriesData, start: int, stop: int) -> None:
+        """Rows `start` to `stop` of `raw` join the pending rows (a None cell is no value)."""
+        cells = [
+            (pid, column)
+            for group in (raw.numeric_values, raw.string_values, raw.binary_values)
+            for pid, column in group.items()
+        ]
+        tag_columns = list(raw.tag_values.items())
+        if tag_columns:
+            self._tagged = True
+        pending = self._pending
+        for index in range(start, stop):
+            values = {pid: column[index] for pid, column in cells if column[index] is not None}
+            tags = {tag: column[index] for tag, column in tag_columns if column[index] is not None}
+            pending += (raw.timestamps[index], values, tags or None)
+
+    def _send_columns(self, raw: model.TimeseriesData) -> None:
+        """Send `raw` as one packet, with the default tags filling its empty tag cells."""
+        if self.default_tags:
+            tags = dict(raw.tag_values)
+            fill_default_tags(tags, self.default_tags, len(raw.timestamps))
+            raw = msgspec.structs.replace(raw, tag_values=tags)
+        self._stream._send(raw)
 
     # -- release ---------------------------------------------------------------------------
 
@@ -311,18 +363,46 @@ def rows_to_columns(
                         tag_column = tags[tag] = [None] * count
                     tag_column[index] = tag_value
     if default_tags:
-        for tag, default in default_tags.items():
-            tag_column = tags.get(tag)
-            if tag_column is None:
-                tags[tag] = [default] * count
-            else:
-                tags[tag] = [default if v is None else v for v in tag_column]
+        fill_default_tags(tags, default_tags, count)
     return model.TimeseriesData(
         timestamps=stamps,
         numeric_values=numeric,
         string_values=strings,
         binary_values=binary,
         tag_values=tags,
+    )
+
+
+def fill_default_tags(
+    tags: dict[str, list[str | None]], default_tags: dict[str, str], count: int
+) -> None:
+    """Each default tag fills the cells of its column that have no value (all, if none has)."""
+    for tag, default in default_tags.items():
+        tag_column = tags.get(tag)
+        if tag_column is None:
+            tags[tag] = [default] * count
+        else:
+            tags[tag] = [default if v is None else v for v in tag_column]
+
+
+def _slice(raw: model.TimeseriesData, start: int, stop: int) -> model.TimeseriesData:
+    """Rows `start` to `stop` of `raw`; a column without a value there is left out (as a packet
+    of the same rows built one by one would have no such column)."""
+
+    def cut(group: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        columns = {}
+        for pid, column in group.items():
+            part = column[start:stop]
+            if part[0] is not None or part.count(None) != len(part):
+                columns[pid] = part
+        return columns
+
+    return model.TimeseriesData(
+        timestamps=raw.timestamps[start:stop],
+        numeric_values=cut(raw.numeric_values),
+        string_values=cut(raw.string_values),
+        binary_values=cut(raw.binary_values),
+        tag_values=cut(raw.tag_values),
     )
 
 

@@ -254,6 +254,30 @@ def rows_to_raw(
     )
 
 
+def to_raw(
+    data: TimeseriesData | model.TimeseriesData | TimeseriesDataTimestamp | pd.DataFrame,
+) -> model.TimeseriesData:
+    """Any timeseries input of the producer API as the column form that travels on topics,
+    validated (a ``ValidationError`` names the first bad field)."""
+    if isinstance(data, TimeseriesData):
+        data = data.to_raw()
+    elif isinstance(data, TimeseriesDataTimestamp):
+        data = rows_to_raw([data])
+    elif not isinstance(data, model.TimeseriesData):
+        import pandas as pd
+
+        if not isinstance(data, pd.DataFrame):
+            raise TypeError(
+                "publish takes TimeseriesData, streamport.model.TimeseriesData, "
+                f"TimeseriesDataTimestamp or a pandas DataFrame, not {type(data).__name__}"
+            )
+        from streamport.client._pandas import dataframe_to_timeseries
+
+        return dataframe_to_timeseries(data)  # validated
+    data.validate()
+    return data
+
+
 class EventData:
     """One event (Quix's ``EventData``): id, time, value and tags."""
 

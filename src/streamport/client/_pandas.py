@@ -10,8 +10,10 @@ Round trip DataFrame -> topic -> DataFrame keeps numbers (as float64), strings a
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import numpy
 import pandas as pd
 
 from streamport import model
@@ -19,6 +21,8 @@ from streamport.errors import ValidationError
 
 TAG_PREFIX = "TAG__"
 TIME_COLUMNS = ("timestamp", "time", "datetime")
+_FLOAT64 = numpy.dtype("float64")
+_INT64 = numpy.dtype("int64")  # never holds a gap (NaN or NA)
 
 
 def timeseries_to_dataframe(data: model.TimeseriesData) -> pd.DataFrame:
@@ -38,15 +42,13 @@ def timeseries_to_dataframe(data: model.TimeseriesData) -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
-def _time_column(df: pd.DataFrame) -> str:
+def _time_column(df: pd.DataFrame) -> Any:
     for name in TIME_COLUMNS:
         if name in df.columns:
             return name
-    for name in df.columns:
-        if pd.api.types.is_integer_dtype(df[name]) or pd.api.types.is_datetime64_any_dtype(
-            df[name]
-        ):
-            return str(name)
+    for label, column in df.items():
+        if column.dtype.kind in "iuM":  # integers (numpy or nullable) or datetime64
+            return label
     raise ValidationError(
         "the DataFrame has no 'timestamp' column (int nanoseconds or datetime64)",
         field="timestamp",
@@ -54,16 +56,19 @@ def _time_column(df: pd.DataFrame) -> str:
 
 
 def _timestamps(column: pd.Series[Any]) -> list[int]:
-    if pd.api.types.is_datetime64_any_dtype(column):
+    kind = column.dtype.kind
+    if kind == "M":
         if getattr(column.dt, "tz", None) is not None:
             column = column.dt.tz_convert("UTC").dt.tz_localize(None)
-        return [int(v) for v in column.astype("datetime64[ns]").astype("int64").tolist()]
-    if not pd.api.types.is_numeric_dtype(column) or column.isna().any():
+        return column.astype("datetime64[ns]").astype("int64").tolist()
+    if kind not in "iuf" or (column.dtype != _INT64 and column.isna().any()):
         raise ValidationError(
             "the timestamp column must hold int nanoseconds or datetimes, without gaps",
             field="timestamp",
         )
-    return [int(v) for v in column.tolist()]
+    if kind == "i":
+        return column.tolist()  # Python ints already
+    return [int(v) for v in column.tolist()]  # floats; uint64 beyond int64 stays exact
 
 
 def _missing(value: object) -> bool:
@@ -78,7 +83,8 @@ def _missing(value: object) -> bool:
 def dataframe_to_timeseries(df: pd.DataFrame, epoch: int = 0) -> model.TimeseriesData:
     """A DataFrame in Quix's conventions (see the module docstring) as timeseries data."""
     time_name = _time_column(df)
-    out = model.TimeseriesData(epoch=0, timestamps=[t + epoch for t in _timestamps(df[time_name])])
+    stamps = _timestamps(df[time_name])
+    out = model.TimeseriesData(epoch=0, timestamps=[t + epoch for t in stamps] if epoch else stamps)
     numeric: dict[str, list[float | None]] = {}
     strings: dict[str, list[str | None]] = {}
     binary: dict[str, list[bytes | None]] = {}
@@ -92,9 +98,15 @@ def dataframe_to_timeseries(df: pd.DataFrame, epoch: int = 0) -> model.Timeserie
             tags[key[len(TAG_PREFIX) :]] = [
                 None if _missing(v) else str(v) for v in column.tolist()
             ]
-        elif pd.api.types.is_bool_dtype(column) or pd.api.types.is_numeric_dtype(column):
-            values = column.astype("float64").tolist()
-            numeric[key] = [None if v != v else v for v in values]  # NaN is "no value"
+        elif column.dtype.kind in "biuf":  # booleans and numbers (numpy or nullable)
+            if column.dtype == _FLOAT64:
+                floats = column.to_numpy()  # the column's own array, not a copy
+            else:
+                floats = column.to_numpy(dtype="float64", na_value=math.nan)
+            values = floats.tolist()
+            if numpy.isnan(floats).any():
+                values = [None if v != v else v for v in values]  # NaN is "no value"
+            numeric[key] = values
         else:
             values = column.tolist()
             present = [v for v in values if not _missing(v)]

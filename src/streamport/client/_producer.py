@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from streamport import model
 from streamport.broker import Record
 from streamport.client._core import Core
-from streamport.client._data import EventData, TimeseriesData, TimeseriesDataTimestamp
+from streamport.client._data import EventData, TimeseriesData, TimeseriesDataTimestamp, to_raw
 from streamport.client._encode import encode
 from streamport.client._enums import EventLevel, StreamEndType
 from streamport.client._sender import make_sender
@@ -341,7 +341,7 @@ class StreamTimeseriesProducer:
         data: TimeseriesData | model.TimeseriesData | TimeseriesDataTimestamp | pd.DataFrame,
     ) -> None:
         """Publish `data` now (not through the buffer)."""
-        self._stream._send(_to_raw(data, self._stream._epoch))
+        self._stream._send(to_raw(data))
 
     def add_location(self, location: str) -> _LocationBuilder:
         return _LocationBuilder(self, model.normalize_location(location))
@@ -387,27 +387,6 @@ class _LocationBuilder:
 
 def _fields(struct: Any) -> dict[str, Any]:
     return {name: getattr(struct, name) for name in struct.__struct_fields__}
-
-
-def _to_raw(data: object, epoch: int) -> model.TimeseriesData:
-    if isinstance(data, model.TimeseriesData):
-        return data
-    if isinstance(data, TimeseriesData):
-        return data.to_raw()
-    if isinstance(data, TimeseriesDataTimestamp):
-        from streamport.client._data import rows_to_raw
-
-        return rows_to_raw([data])
-    import pandas as pd
-
-    if isinstance(data, pd.DataFrame):
-        from streamport.client._pandas import dataframe_to_timeseries
-
-        return dataframe_to_timeseries(data)
-    raise TypeError(
-        "publish takes TimeseriesData, streamport.model.TimeseriesData, "
-        f"TimeseriesDataTimestamp or a pandas DataFrame, not {type(data).__name__}"
-    )
 
 
 class EventDefinitionBuilder:
