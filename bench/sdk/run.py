@@ -2,31 +2,41 @@
 
 Workload: 1,000,000 numeric values (200,000 timestamps x 5 parameters, the value of parameter
 ``j`` at row ``i`` is ``i * 0.5 + j``), in packets of 1,000 rows (200 packets). Every figure is
-timed from the first value to the durable acknowledgement of the last.
+timed from the first value to the durable acknowledgement of the last. The SDK takes the values
+through its buffer (``packet_size`` 1,000, then ``flush()``) in two ways, each with a target:
 
-(a) ``KafkaStreamingClient``: one call per timestamp and value through the buffer API
-    (``add_timestamp_nanoseconds``, 5 x ``add_value``, ``publish``; ``packet_size`` 1,000), then
-    ``flush()``. Reference, as the issue words it: a raw confluent-kafka producer sending *the
-    same message bytes*, encoded before the clock starts (so the reference does no Python work
-    per value at all), with the SDK's producer settings (acks=all, idempotent, linger 5 ms).
-    Target ratio SDK/raw >= 0.5. After the rounds (untimed) the parameter-data messages of the
-    last SDK run are read back and compared with the reference's bytes: they must be identical
-    (the run stops otherwise), so both contenders put exactly the same bytes on the topic. For
-    information, the same raw producer with the bytes built inside the timed window by the SDK
-    run's own loop (appending to columns, then encoding) -- what a program writing the envelope
-    to Kafka by hand does per value.
+- *value calls*: one call per timestamp and value (``add_timestamp_nanoseconds``, 5 x
+  ``add_value``, ``publish``) -- what a program that gets its values one at a time does;
+- *DataFrames*: ``buffer.publish(frame)`` of 200 DataFrames of 1,000 rows (``timestamp`` and the
+  5 parameters), built before the clock starts (the program's input, as the raw reference's
+  bytes are its input) -- what a program holding its data as tables does.
+
+(a) ``KafkaStreamingClient``. Reference, as the issue words it: a raw confluent-kafka producer
+    sending *the same message bytes*, encoded before the clock starts (so the reference does no
+    Python work per value at all), with the SDK's producer settings (acks=all, idempotent,
+    linger 5 ms). Target ratio SDK/raw >= 0.5. After the rounds (untimed) the parameter-data
+    messages of the last run of each way are read back and compared with the reference's bytes:
+    they must be identical (the run stops otherwise), so the contenders put exactly the same
+    bytes on the topic. For information: the same raw producer with the bytes built inside the
+    timed window by the value-call loop (appending to columns, then encoding) -- what a program
+    writing the envelope to Kafka by hand does per value; and the value-call loop alone, calling
+    a builder that keeps nothing -- the most any per-value API could reach against this
+    reference.
 (b) ``StreamingClient`` (native WebSocket protocol) to ``streamport up`` (embedded broker,
-    subprocess), same buffer-API loop. Reference, the Writer HTTP batched path
-    (``POST .../parameters/data``, httpx over keep-alive, 4 requests in flight) carrying the same
-    values, in three forms, each timed with the body building inside the window:
-    - *built by row* (the target's reference): the very loop of the SDK run (one timestamp and
-      its 5 values at a time) appending to the packet's columns, then ``msgspec.json.encode``
-      -- what a program that gets its values one row at a time has to do without the SDK;
+    subprocess). Reference, the Writer HTTP batched path (``POST .../parameters/data``, httpx
+    over keep-alive, 4 requests in flight) carrying the same values, each timed with the body
+    building inside the window:
+    - *built by row* (the value calls' target reference): the very loop of the SDK run (one
+      timestamp and its 5 values at a time) appending to the packet's columns, then
+      ``msgspec.json.encode`` -- what a program that gets its values one row at a time has to do
+      without the SDK;
+    - *from DataFrames* (the DataFrames' target reference): each frame's columns as lists
+      (``Series.tolist()``), then encoded;
     - *built by column* (information): each packet's columns by list comprehension, then
       encoded -- the cheapest a client holding whole columns can do;
     - *pre-encoded* (information): the 200 bodies encoded before the clock starts, so only the
       posting and the server's work are timed (the old benchmark's only reference).
-    Target ratio SDK/(built by row) >= 1.0; the other two ratios are printed next to it.
+    Target ratio SDK/HTTP >= 1.0 for each way; the other ratios are printed next to them.
 
 The machine is shared: each comparison alternates SDK and reference runs for ``--rounds`` rounds
 and compares medians (every round is printed), and prints the median CPU seconds each contender
@@ -52,6 +62,7 @@ from pathlib import Path
 
 import httpx
 import msgspec
+import pandas as pd
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -71,7 +82,14 @@ HTTP_IN_FLIGHT = 4
 SDK_TOPICS: list[str] = []  # the topics publish_sdk wrote (the last one is checked, untimed)
 
 
-def publish_sdk(client: KafkaStreamingClient | StreamingClient, rows: int, packet: int) -> float:
+def publish_sdk(
+    client: KafkaStreamingClient | StreamingClient,
+    rows: int,
+    packet: int,
+    frames: list[pd.DataFrame] | None = None,
+) -> float:
+    """The workload through the buffer: one call per timestamp and value, or (`frames` given)
+    one ``buffer.publish(frame)`` per DataFrame."""
     topic = f"bench-{uuid.uuid4().hex[:8]}"
     SDK_TOPICS.append(topic)
     producer = client.get_topic_producer(topic)
@@ -80,15 +98,55 @@ def publish_sdk(client: KafkaStreamingClient | StreamingClient, rows: int, packe
     buffer.packet_size = packet
     producer.flush()  # topic creation and the stream's properties are not timed
     started = time.perf_counter()
+    if frames is not None:
+        for frame in frames:
+            buffer.publish(frame)
+    else:
+        for i in range(rows):
+            builder = buffer.add_timestamp_nanoseconds(START + i * 1000)
+            for j, name in enumerate(PARAMS):
+                builder.add_value(name, i * 0.5 + j)
+            builder.publish()
+    producer.flush()
+    elapsed = time.perf_counter() - started
+    producer.dispose()
+    return elapsed
+
+
+class _NoOp:
+    """A builder that keeps nothing: what the benchmark's own loop costs without an SDK."""
+
+    def add_timestamp_nanoseconds(self, nanoseconds: int) -> _NoOp:
+        return self
+
+    def add_value(self, parameter_id: str, value: float) -> _NoOp:
+        return self
+
+    def publish(self) -> None:
+        pass
+
+
+def loop_alone(rows: int) -> float:
+    """The value-call loop of `publish_sdk` into `_NoOp` (the floor of any per-value API)."""
+    buffer = _NoOp()
+    started = time.perf_counter()
     for i in range(rows):
         builder = buffer.add_timestamp_nanoseconds(START + i * 1000)
         for j, name in enumerate(PARAMS):
             builder.add_value(name, i * 0.5 + j)
         builder.publish()
-    producer.flush()
-    elapsed = time.perf_counter() - started
-    producer.dispose()
-    return elapsed
+    return time.perf_counter() - started
+
+
+def dataframes(rows: int, packet: int) -> list[pd.DataFrame]:
+    """The workload as DataFrames of `packet` rows (``timestamp`` and the 5 parameters)."""
+    out = []
+    for first in range(0, rows, packet):
+        idx = range(first, min(first + packet, rows))
+        columns: dict[str, list[int] | list[float]] = {"timestamp": [START + i * 1000 for i in idx]}
+        columns.update({n: [i * 0.5 + j for i in idx] for j, n in enumerate(PARAMS)})
+        out.append(pd.DataFrame(columns))
+    return out
 
 
 def packets(rows: int, packet: int) -> list[bytes]:
@@ -207,6 +265,17 @@ def http_bodies(rows: int, packet: int) -> Iterator[bytes]:
         )
 
 
+def http_bodies_from_frames(frames: list[pd.DataFrame]) -> Iterator[bytes]:
+    """The ``parameters/data`` bodies of the DataFrames: each column as a list, encoded."""
+    for frame in frames:
+        yield msgspec.json.encode(
+            {
+                "timestamps": frame["timestamp"].tolist(),
+                "numericValues": {n: frame[n].tolist() for n in PARAMS},
+            }
+        )
+
+
 def writer_http(url: str, bodies: Callable[[], Iterator[bytes]]) -> float:
     """POST every body of `bodies()` with `HTTP_IN_FLIGHT` requests in flight; the bodies are
     produced inside the timed window (pre-encoded ones are just handed out)."""
@@ -309,10 +378,12 @@ def main() -> None:
     values = rows * len(PARAMS)
     print(f"{values:,} values = {rows:,} timestamps x {len(PARAMS)}, packets of {args.packet} rows")
 
+    frames = dataframes(rows, args.packet)  # the input of the DataFrame runs, not timed
     with tempfile.TemporaryDirectory() as tmp:
         if args.only in (None, "kafka"):
             encoded = packets(rows, args.packet)
-            kafka_runs, raw_runs, by_row_runs = Runs(), Runs(), Runs()
+            kafka_runs, frame_runs, raw_runs, by_row_runs = Runs(), Runs(), Runs(), Runs()
+            loop_runs = Runs()
             with (
                 kafka_service(Path(tmp) / "kafka") as kafka,
                 KafkaStreamingClient(kafka.bootstrap) as client,
@@ -320,52 +391,74 @@ def main() -> None:
                 publish_sdk(client, rows // 10, args.packet)  # warm-up (connections)
                 for _ in range(args.rounds):
                     kafka_runs.add(lambda: publish_sdk(client, rows, args.packet))
+                    frame_runs.add(lambda: publish_sdk(client, rows, args.packet, frames))
                     raw_runs.add(lambda: raw_kafka(kafka.bootstrap, encoded))
                     by_row_runs.add(
                         lambda: raw_kafka(kafka.bootstrap, packets_by_row(rows, args.packet))
                     )
-                check_same_bytes(kafka.bootstrap, SDK_TOPICS[-1], encoded)
+                    loop_runs.add(lambda: loop_alone(rows))
+                for topic in SDK_TOPICS[-2:]:  # the last value-call and DataFrame runs
+                    check_same_bytes(kafka.bootstrap, topic, encoded)
             print("(a) Kafka")
-            sdk = line("KafkaStreamingClient buffer API", values, kafka_runs)
+            sdk = line("KafkaStreamingClient, value calls", values, kafka_runs)
+            sdk_frames = line("KafkaStreamingClient, DataFrames", values, frame_runs)
             raw = line("raw confluent-kafka, same bytes", values, raw_runs)
             by_row = line("raw confluent-kafka, built by row", values, by_row_runs)
             print(
-                f"    ratio {raw / sdk:.2f} (target >= 0.5: against the bytes encoded beforehand)"
+                f"    ratio {raw / sdk:.2f} value calls (target >= 0.5: bytes encoded beforehand)"
+            )
+            print(f"    ratio {raw / sdk_frames:.2f} DataFrames (target >= 0.5: same reference)")
+            loop = line("the value-call loop alone, no SDK", values, loop_runs)
+            print(
+                f"    ratio {by_row / sdk:.2f} value calls (information: bytes built by the same loop)"
             )
             print(
-                f"    ratio {by_row / sdk:.2f} (information: against bytes built by the same loop)"
+                f"    ratio {raw / loop:.2f} the loop alone (information: the most any per-value "
+                "API could reach)"
             )
 
         if args.only in (None, "native"):
             refs: dict[str, Callable[[], Iterator[bytes]]] = {
                 "row": lambda: http_bodies_by_row(rows, args.packet),
+                "frames": lambda: http_bodies_from_frames(frames),
                 "columns": lambda: http_bodies(rows, args.packet),
                 "pre": lambda: iter(pre),
             }
             pre = list(http_bodies(rows, args.packet))
             proc, url = start_gateway(Path(tmp) / "gateway")
-            sdk_runs = Runs(proc.pid)
+            sdk_runs, sdk_frame_runs = Runs(proc.pid), Runs(proc.pid)
             ref_runs = {name: Runs(proc.pid) for name in refs}
             try:
                 with StreamingClient(url) as client:
                     publish_sdk(client, rows // 10, args.packet)  # warm-up
                     for _ in range(args.rounds):
                         sdk_runs.add(lambda: publish_sdk(client, rows, args.packet))
+                        sdk_frame_runs.add(lambda: publish_sdk(client, rows, args.packet, frames))
                         for name, bodies in refs.items():
                             ref_runs[name].add(functools.partial(writer_http, url, bodies))
             finally:
                 proc.terminate()
                 proc.wait(30)
             print("(b) gateway (embedded broker)")
-            sdk = line("StreamingClient buffer API", values, sdk_runs)
+            sdk = line("StreamingClient, value calls", values, sdk_runs)
+            sdk_frames = line("StreamingClient, DataFrames", values, sdk_frame_runs)
             row = line("Writer HTTP, bodies built by row", values, ref_runs["row"])
+            from_frames = line("Writer HTTP, bodies from DataFrames", values, ref_runs["frames"])
             columns = line("Writer HTTP, bodies built by column", values, ref_runs["columns"])
             pre_encoded = line("Writer HTTP, pre-encoded bodies", values, ref_runs["pre"])
             print(
-                f"    ratio {row / sdk:.2f} (target >= 1.0: against bodies built by the same loop)"
+                f"    ratio {row / sdk:.2f} value calls (target >= 1.0: HTTP bodies built by row)"
             )
-            print(f"    ratio {columns / sdk:.2f} (information: against bodies built by column)")
-            print(f"    ratio {pre_encoded / sdk:.2f} (information: against pre-encoded bodies)")
+            print(
+                f"    ratio {from_frames / sdk_frames:.2f} DataFrames "
+                "(target >= 1.0: HTTP bodies from the same DataFrames)"
+            )
+            print(
+                f"    ratio {columns / sdk:.2f} value calls (information: bodies built by column)"
+            )
+            print(
+                f"    ratio {pre_encoded / sdk:.2f} value calls (information: pre-encoded bodies)"
+            )
 
 
 if __name__ == "__main__":
