@@ -64,7 +64,12 @@ def test_timestamps_of_each_kind_become_int_nanoseconds(column: object, want: li
 
 @pytest.mark.parametrize(
     "column",
-    [pd.array([10, None], dtype="Int64"), [10.0, math.nan], ["10", "20"]],
+    [
+        pd.array([10, None], dtype="Int64"),
+        [10.0, math.nan],
+        ["10", "20"],
+        pd.Series([pd.Timestamp(1_000), pd.NaT]),
+    ],
 )
 def test_a_timestamp_column_with_gaps_or_text_is_refused(column: object) -> None:
     with pytest.raises(ValidationError) as caught:

@@ -57,15 +57,15 @@ def _time_column(df: pd.DataFrame) -> Any:
 
 def _timestamps(column: pd.Series[Any]) -> list[int]:
     kind = column.dtype.kind
-    if kind == "M":
-        if getattr(column.dt, "tz", None) is not None:
-            column = column.dt.tz_convert("UTC").dt.tz_localize(None)
-        return column.astype("datetime64[ns]").astype("int64").tolist()
-    if kind not in "iuf" or (column.dtype != _INT64 and column.isna().any()):
+    if kind not in "iufM" or (column.dtype != _INT64 and column.isna().any()):
         raise ValidationError(
             "the timestamp column must hold int nanoseconds or datetimes, without gaps",
             field="timestamp",
         )
+    if kind == "M":
+        if getattr(column.dt, "tz", None) is not None:
+            column = column.dt.tz_convert("UTC").dt.tz_localize(None)
+        return column.astype("datetime64[ns]").astype("int64").tolist()
     if kind == "i":
         return column.tolist()  # Python ints already
     return [int(v) for v in column.tolist()]  # floats; uint64 beyond int64 stays exact
