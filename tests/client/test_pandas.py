@@ -12,7 +12,11 @@ import numpy
 import pandas as pd
 import pytest
 
-from streamport.client._pandas import dataframe_to_timeseries, timeseries_to_dataframe
+from streamport.client._pandas import (
+    dataframe_to_timeseries,
+    events_from_dataframe,
+    timeseries_to_dataframe,
+)
 from streamport.errors import ValidationError
 
 
@@ -98,3 +102,22 @@ def test_round_trip_keeps_numbers_strings_and_tags() -> None:
     assert back["speed"].tolist()[0] == 1.5 and math.isnan(back["speed"].tolist()[1])
     assert back["gear"].tolist()[0] == "3" and pd.isna(back["gear"].tolist()[1])
     assert back["TAG__car"].tolist() == ["A", "B"]
+
+
+def test_events_from_a_dataframe_one_per_row_with_their_tags() -> None:
+    df = pd.DataFrame(
+        {
+            "event": ["lap", "pit"],
+            "timestamp": pd.to_datetime([1_000, 2_000], unit="ns"),
+            "value": ["1", None],
+            "TAG__car": ["A", None],
+        }
+    )
+    events = events_from_dataframe(df, id="event")
+    assert [(e.id, e.timestamp, e.value, e.tags) for e in events] == [
+        ("lap", 1_000, "1", {"car": "A"}),
+        ("pit", 2_000, "", {}),
+    ]
+    with pytest.raises(ValidationError) as caught:
+        events_from_dataframe(df)
+    assert caught.value.field == "id"

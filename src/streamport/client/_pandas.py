@@ -123,30 +123,29 @@ def dataframe_to_timeseries(df: pd.DataFrame, epoch: int = 0) -> model.Timeserie
 def events_from_dataframe(
     df: pd.DataFrame, *, id: str = "id", timestamp: str = "timestamp", value: str = "value"
 ) -> list[model.EventData]:
-    """One event per row: columns `id`, `timestamp` (ns or datetime), `value`; ``TAG__`` tags."""
+    """One event per row: columns `id`, `timestamp` (ns or datetime), `value`; ``TAG__`` tags.
+
+    Column by column (one ``tolist()`` each), not cell by cell."""
     for name in (id, timestamp, value):
         if name not in df.columns:
             raise ValidationError(f"the DataFrame has no {name!r} column", field=name)
     stamps = _timestamps(df[timestamp])
-    tag_names = [str(c) for c in df.columns if str(c).startswith(TAG_PREFIX)]
-    events = []
-    for index, (event_id, event_value) in enumerate(
-        zip(df[id].tolist(), df[value].tolist(), strict=True)
-    ):
-        row_tags = {
-            name[len(TAG_PREFIX) :]: str(df[name].iat[index])
-            for name in tag_names
-            if not _missing(df[name].iat[index])
-        }
-        events.append(
-            model.EventData(
-                id=str(event_id),
-                timestamp=stamps[index],
-                value="" if _missing(event_value) else str(event_value),
-                tags=row_tags,
-            )
+    ids = [str(v) for v in df[id].tolist()]
+    values = ["" if _missing(v) else str(v) for v in df[value].tolist()]
+    tag_columns = [
+        (str(label)[len(TAG_PREFIX) :], df[label].tolist())
+        for label in df.columns
+        if str(label).startswith(TAG_PREFIX)
+    ]
+    return [
+        model.EventData(
+            id=event_id,
+            timestamp=stamp,
+            value=event_value,
+            tags={tag: str(cells[row]) for tag, cells in tag_columns if not _missing(cells[row])},
         )
-    return events
+        for row, (event_id, stamp, event_value) in enumerate(zip(ids, stamps, values, strict=True))
+    ]
 
 
 def _blob(value: object) -> bytes | None:
