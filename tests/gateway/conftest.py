@@ -53,14 +53,14 @@ class Gateway:
 
 @contextlib.asynccontextmanager
 async def run_gateway(
-    data_dir: Path, broker: Broker | None = None, **overrides: Any
+    data_dir: Path, broker: Broker | None = None, *, port: int | None = None, **overrides: Any
 ) -> AsyncIterator[Gateway]:
     settings = Settings(data_dir=data_dir, **overrides)
     broker = broker or EmbeddedBroker(data_dir / "log", max_record_bytes=settings.max_record_bytes)
     tokens = TokenStore(data_dir)
     admin = tokens.create("test-admin", ["admin"])
     app = create_app(settings, broker, tokens=tokens)
-    port = free_port()
+    port = port or free_port()
     config = uvicorn.Config(
         app,
         host="127.0.0.1",

@@ -1,8 +1,15 @@
 """`NativeTransport`: the SDK seam over the gateway's WebSocket protocol (``/sdk/ws``).
 
 One WebSocket per client. Requests are MessagePack frames with ids; a reader task settles the
-waiting futures. A lost connection fails every waiting request and every later one with
-``BrokerUnavailable`` (retriable): create a new client to reconnect.
+waiting futures. A lost connection fails every waiting request with ``BrokerUnavailable``
+(retriable); the next request connects again (at most one attempt per backoff period, 0.2 s
+doubling to 5 s, so a gateway that is down is not hammered) and `generation` counts the
+connections made. A subscription notices a new generation at its next request and subscribes
+again (the gateway forgot it with the old connection): a consumer group resumes from its committed
+offsets, and every subscription then seeks each partition it has read to where it stopped, so
+nothing is skipped (records processed but not yet committed may come again: at least once).
+An error frame about the connection (id 0) or ``aclose`` stops for good; a refused reconnection
+(a revoked token) is tried again like a lost one.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -40,6 +48,8 @@ from streamport.model.native_frames import (
 PATH = "/sdk/ws"
 MAX_IN_FLIGHT = 16  # requests waiting for their reply; more wait for a slot
 MAX_FRAME_BYTES = 64 * 1024 * 1024
+RECONNECT_FIRST = 0.2  # seconds between attempts to reconnect, doubling up to RECONNECT_MAX
+RECONNECT_MAX = 5.0
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Reply)
@@ -84,8 +94,17 @@ class NativeTransport:
         self._waiting: dict[int, asyncio.Future[Reply]] = {}
         self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
         self._failure: errors.StreamportError | None = None
+        self._closed = False
+        self.generation = 0  # connections made so far (subscriptions compare theirs to it)
+        self._connecting: asyncio.Lock | None = None
+        self._next_attempt = 0.0  # monotonic time before which no reconnection is tried
+        self._backoff = RECONNECT_FIRST
 
     async def start(self) -> None:
+        """Connect (the first time; a failure raises ``BrokerUnavailable``)."""
+        await self._connect()
+
+    async def _connect(self) -> None:
         headers = {"Authorization": f"Bearer {self._token}"} if self._token else None
         try:
             self._ws = await connect(
@@ -107,9 +126,37 @@ class NativeTransport:
         if isinstance(first, Failed):
             await self._ws.close()
             raise _error(first)
+        self._failure = None
+        self.generation += 1
+        self._backoff = RECONNECT_FIRST
         self._reader = asyncio.create_task(self._read(self._ws))
 
+    async def ensure(self) -> None:
+        """A live connection: after a loss, connect again (one attempt per backoff period);
+        raise the loss (or why connecting failed) when there is none."""
+        failure = self._failure
+        if failure is None:
+            return
+        if self._closed or not failure.retriable:
+            raise failure
+        if self._connecting is None:
+            self._connecting = asyncio.Lock()
+        async with self._connecting:
+            if self._failure is None:
+                return  # another request reconnected meanwhile
+            if time.monotonic() < self._next_attempt:
+                raise self._failure
+            try:
+                await self._connect()
+            except errors.StreamportError as exc:
+                self._next_attempt = time.monotonic() + self._backoff
+                self._backoff = min(self._backoff * 2, RECONNECT_MAX)
+                if exc.retriable:
+                    self._failure = exc
+                raise
+
     async def aclose(self) -> None:
+        self._closed = True
         if self._ws is not None:
             await self._ws.close()
         if self._reader is not None:
@@ -119,8 +166,8 @@ class NativeTransport:
         self._fail(errors.BrokerClosed("the client is closed"))
 
     def _fail(self, exc: errors.StreamportError) -> None:
-        if self._failure is None:
-            self._failure = exc
+        if self._failure is None or self._failure.retriable:
+            self._failure = exc  # a refusal or a close is final; a loss is not
         for future in self._waiting.values():
             if not future.done():
                 future.set_exception(exc)
@@ -139,7 +186,10 @@ class NativeTransport:
             pass
         except msgspec.DecodeError as exc:
             self._fail(errors.BrokerError(f"the gateway sent an invalid frame: {exc}"))
-        self._fail(errors.BrokerUnavailable("the connection to the streamport gateway was lost"))
+        if ws is self._ws:  # not an old connection ending after a reconnection
+            self._fail(
+                errors.BrokerUnavailable("the connection to the streamport gateway was lost")
+            )
 
     async def request(self, make: Any) -> Reply:
         """Send ``make(id)`` and wait for its reply; a ``Failed`` reply raises."""
@@ -151,6 +201,7 @@ class NativeTransport:
     async def _start(self, make: Any) -> asyncio.Future[Reply]:
         """Send ``make(id)`` in a free in-flight slot; the future gets the reply (the slot is
         freed when it settles)."""
+        await self.ensure()
         await self._slots.acquire()
         try:
             if self._failure is not None:
@@ -208,36 +259,79 @@ class NativeTransport:
     ) -> Subscription:
         reply = await self.request(lambda i: Subscribe(i, topic, group, offset_reset))
         assert isinstance(reply, Subscribed)
-        return _NativeSubscription(self, topic, reply.sub)
+        return _NativeSubscription(self, topic, group, offset_reset, reply.sub)
 
 
 class _NativeSubscription:
-    def __init__(self, transport: NativeTransport, topic: str, sub: int) -> None:
+    """A subscription of the gateway's, made again after a reconnection (module docstring)."""
+
+    def __init__(
+        self,
+        transport: NativeTransport,
+        topic: str,
+        group: str | None,
+        offset_reset: OffsetReset,
+        sub: int,
+    ) -> None:
         self._transport = transport
         self._topic = topic
+        self._group = group
+        self._reset = offset_reset
         self._sub = sub
+        self._generation = transport.generation
+        self._positions: dict[int, int] = {}  # partition -> the next offset to read
+
+    async def _current(self) -> int:
+        """The subscription's id on the live connection (subscribing again after a new one)."""
+        transport = self._transport
+        await transport.ensure()
+        if self._generation != transport.generation:
+            reply = await transport.request(
+                lambda i: Subscribe(i, self._topic, self._group, self._reset)
+            )
+            assert isinstance(reply, Subscribed)
+            self._sub, self._generation = reply.sub, transport.generation
+            for partition, offset in sorted(self._positions.items()):
+                # A partition the group now gives another member refuses: it resumes there.
+                with contextlib.suppress(errors.StreamportError):
+                    await transport.request(
+                        lambda i, p=partition, o=offset: Seek(i, reply.sub, o, p)
+                    )
+        return self._sub
 
     async def fetch(self, max_records: int, timeout: float) -> list[ConsumedRecord]:
         timeout_ms = int(timeout * 1000)
-        reply = await self._transport.request(
-            lambda i: Fetch(i, self._sub, max_records, timeout_ms)
-        )
+        sub = await self._current()
+        reply = await self._transport.request(lambda i: Fetch(i, sub, max_records, timeout_ms))
         assert isinstance(reply, Fetched)
-        return [
+        records = [
             ConsumedRecord(
                 reply.topic, r.partition, r.offset, r.key, r.value, tuple(r.headers), r.timestamp_ms
             )
             for r in reply.records
         ]
+        for record in records:
+            self._positions[record.partition] = record.offset + 1
+        return records
 
     async def commit(self, offsets: Mapping[int, int] | None = None) -> None:
         pairs = None if offsets is None else sorted(offsets.items())
-        reply = await self._transport.request(lambda i: Commit(i, self._sub, pairs))
+        sub = await self._current()
+        reply = await self._transport.request(lambda i: Commit(i, sub, pairs))
         assert isinstance(reply, Done)
 
     async def seek(self, offset: SeekTarget, partition: int | None = None) -> None:
-        await self._transport.request(lambda i: Seek(i, self._sub, offset, partition))
+        sub = await self._current()
+        await self._transport.request(lambda i: Seek(i, sub, offset, partition))
+        if isinstance(offset, int) and partition is not None:
+            self._positions[partition] = offset
+        elif partition is None:
+            self._positions.clear()
+        else:
+            self._positions.pop(partition, None)
 
     async def aclose(self) -> None:
+        if self._generation != self._transport.generation:
+            return  # the gateway forgot it with the connection it was made on
         with contextlib.suppress(errors.StreamportError):
             await self._transport.request(lambda i: Unsubscribe(i, self._sub))

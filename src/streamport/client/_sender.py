@@ -16,15 +16,23 @@ the loop thread itself (a consumer callback producing) never waits, its overshoo
 one fetched batch. A failed batch is reported to the client's error hook and raised by the next
 push or wait; batches already on their way are not recalled (as with any pipelined producer, a
 failure can leave a gap in an otherwise ordered stream).
+
+A retriable failure (the connection to the gateway was lost) is not reported: once every batch
+sent before it has settled, the failed batches go out again, in their order and ahead of what
+was pushed meanwhile, every `RETRY_DELAY` seconds (the transport reconnects) until they are
+acknowledged or `DELIVERY_TIMEOUT` seconds have passed since the first failure. A batch the
+gateway wrote but whose acknowledgement was lost is written twice (at least once).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 import time
 from collections import deque
 from functools import partial
+from operator import itemgetter
 from typing import Any
 
 from confluent_kafka import KafkaError, Message
@@ -44,6 +52,8 @@ MAX_IN_FLIGHT = 4  # batches waiting for their acknowledgement
 # publishing thread, which on a busy machine can cost it a scheduler time slice.
 LINGER = 0.005
 WAKE_BYTES = 256 * 1024
+RETRY_DELAY = 0.25  # seconds between sends of batches that failed retriably
+DELIVERY_TIMEOUT = 60.0  # seconds of retriable failures after which a batch fails for good
 
 
 class Sender:
@@ -62,6 +72,9 @@ class Sender:
         self._wake_scheduled = False  # a wake-up is on its way to the loop: no need for another
         self._lingering = False  # that wake-up is a LINGER timer (a full batch wakes at once)
         self._in_flight = 0
+        self._sequence = itertools.count()  # batches in the order they were taken
+        self._retry: list[tuple[int, list[Record]]] = []  # failed retriably, to send again
+        self._failing_since: float | None = None  # the first retriable failure not yet healed
         self._task: asyncio.Task[None] | None = None
         self.error: BaseException | None = None
 
@@ -123,17 +136,28 @@ class Sender:
         wake = self._wake
         assert wake is not None
         while True:
-            while self._queue and self._in_flight < MAX_IN_FLIGHT:
+            if self._retry and self._in_flight == 0:
+                # Everything sent before has settled: the failed batches go first, in order.
+                await asyncio.sleep(RETRY_DELAY)
+                for _, failed in sorted(self._retry, key=itemgetter(0), reverse=True):
+                    self._queue.extendleft(reversed(failed))
+                self._retry = []
+            while self._queue and self._in_flight < MAX_IN_FLIGHT and not self._retry:
                 batch = self._take()
+                sequence = next(self._sequence)
                 self._in_flight += 1
                 try:
                     transport = await self._core.ready()
                     acked = await transport.send(self._topic, batch)
                 except Exception as exc:
-                    self._settle(batch, exc)
+                    if not self._retry_later(sequence, batch, exc):
+                        self._settle(batch, exc)
                     continue
-                acked.add_done_callback(partial(self._acked, batch))
-            if self._in_flight == 0:
+                acked.add_done_callback(partial(self._acked, sequence, batch))
+            if self._retry:
+                if self._in_flight == 0:
+                    continue
+            elif self._in_flight == 0:
                 self._idle = True
                 if self._queue:  # pushed between the drain and `idle`: no wake-up was sent
                     self._idle = False
@@ -141,15 +165,33 @@ class Sender:
             await wake.wait()
             wake.clear()
 
-    def _acked(self, batch: list[Record], future: asyncio.Future[None]) -> None:
+    def _acked(self, sequence: int, batch: list[Record], future: asyncio.Future[None]) -> None:
         error = None if future.cancelled() else future.exception()
-        self._settle(batch, error)
+        if error is None or not self._retry_later(sequence, batch, error):
+            self._settle(batch, error)
         assert self._wake is not None
         self._wake.set()  # what gathered meanwhile goes out now
 
+    def _retry_later(self, sequence: int, batch: list[Record], error: BaseException) -> bool:
+        """Keep `batch` to send again if `error` is retriable and the failures have not lasted
+        `DELIVERY_TIMEOUT` (True), else leave it to fail (False)."""
+        if not getattr(error, "retriable", False):
+            return False
+        now = time.monotonic()
+        if self._failing_since is None:
+            self._failing_since = now
+        elif now - self._failing_since > DELIVERY_TIMEOUT:
+            self._failing_since = None  # later batches get their own time
+            return False
+        self._in_flight -= 1
+        self._retry.append((sequence, batch))
+        return True
+
     def _settle(self, batch: list[Record], error: BaseException | None) -> None:
         self._in_flight -= 1
-        if error is not None:
+        if error is None:
+            self._failing_since = None
+        else:
             with self._cond:
                 if self.error is None:
                     self.error = error
