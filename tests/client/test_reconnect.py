@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -143,3 +144,25 @@ def test_records_fail_once_the_gateway_stays_away_past_the_delivery_timeout(
         restartable.start()
         publish(producer, range(20, 30))  # the producer works again once the gateway is back
         producer.flush(timeout=30)
+
+
+def test_a_consumer_reports_an_outage_once_not_once_per_retry(
+    restartable: RestartableGateway,
+) -> None:
+    name = topic()
+    errors: list[BaseException] = []
+    with (
+        StreamingClient(restartable.url) as writer,
+        StreamingClient(restartable.url, on_error=errors.append) as reader,
+    ):
+        got = received(name, reader, "dashboard")
+        producer = writer.get_topic_producer(name)
+        restartable.stop()
+        time.sleep(4.5)  # the consumer retries its fetch every second meanwhile
+        restartable.start()
+        publish(producer, range(0, 10))
+        producer.flush(timeout=60)
+        wait_for(lambda: set(got) == set(range(10)), timeout=60)
+    kinds = [f"{type(e).__name__}: {e}" for e in errors]
+    assert 1 <= len(kinds) <= 2, kinds  # the loss, and the failed reconnection
+    assert len(set(kinds)) == len(kinds)

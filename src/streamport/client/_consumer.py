@@ -89,15 +89,21 @@ class _Fetcher:
 
     async def _run(self) -> None:
         assert self._sub is not None
+        failing: str | None = None  # the failure reported last, while fetches keep failing
         while True:
             try:
                 records = await self._sub.fetch(FETCH_RECORDS, FETCH_TIMEOUT)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self._core.report(exc)
-                await asyncio.sleep(1.0)  # the transport failed; retry the fetch, slowly
+                # Reported once per kind while it lasts (the gateway away for minutes is one
+                # report, not one per retry); the fetch is retried, slowly.
+                if failing != f"{type(exc).__name__}: {exc}":
+                    failing = f"{type(exc).__name__}: {exc}"
+                    self._core.report(exc)
+                await asyncio.sleep(1.0)
                 continue
+            failing = None
             for record in records:
                 self.handle(record)
                 self._processed[record.partition] = record.offset + 1
