@@ -124,7 +124,29 @@ async function abort() {
   return results;
 }
 
-const scenarios = { basic, reconnect, failStart, abort };
+// Client results: the server invokes a handler of ours and waits for what it returns (§12).
+async function clientResults() {
+  const connection = build();
+  connection.on("Add", (a, b) => a + b);
+  connection.on("AddLater", async (a, b) => {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    return a + b;
+  });
+  connection.on("Fail", () => { throw new Error("nope"); });
+  connection.on("Text", () => "not a number");
+  await connection.start();
+  const results = {};
+  results.add = await settle(connection.invoke("AskClient", "Add", 2, 3, 10));
+  results.later = await settle(connection.invoke("AskClient", "AddLater", 20, 22, 10));
+  results.fail = await settle(connection.invoke("AskClient", "Fail", 0, 0, 10));
+  results.missing = await settle(connection.invoke("AskClient", "NoHandler", 0, 0, 10));
+  results.badType = await settle(connection.invoke("AskClient", "Text", 0, 0, 10));
+  results.after = await settle(connection.invoke("Echo", "still alive"));
+  await connection.stop();
+  return results;
+}
+
+const scenarios = { basic, reconnect, failStart, abort, clientResults };
 
 try {
   const results = await scenarios[config.scenario]();

@@ -20,6 +20,7 @@ from starlette.websockets import WebSocket
 from streamport.errors import Forbidden, Unauthenticated
 from streamport.gateway.signalr import (
     AuthRequest,
+    ClientResultError,
     Context,
     CountingMetrics,
     HubError,
@@ -128,6 +129,16 @@ class TestHub:
 
     async def abort(self) -> None:
         self.ctx.abort()
+
+    @hub_method("AskClient")
+    async def ask_client(self, target: str, a: int, b: int, timeout: float) -> Any:
+        """Invokes ``target(a, b)`` on the caller and returns the client's result."""
+        try:
+            return await self.ctx.invoke(target, a, b, result_type=int, timeout=timeout)
+        except ClientResultError as exc:
+            raise HubError(f"client error: {exc}") from exc
+        except TimeoutError:
+            raise HubError("the client did not answer in time") from None
 
     async def flood(self, count: int, size: int) -> int:
         """Pushes ``count`` messages of ``size`` characters without waiting (overflow tests)."""

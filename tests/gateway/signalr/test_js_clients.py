@@ -64,6 +64,26 @@ def test_invoke_send_push_errors_streams(
     assert len(r["connectionId"]) == 22
 
 
+@pytest.mark.parametrize(("transport", "protocol"), MATRIX)
+def test_client_results(hub_server: RunningServer, transport: str, protocol: str) -> None:
+    """A hub method awaits `Context.invoke`: the client's handler answers (§12)."""
+    r = run_node(
+        {
+            "url": hub_server.url("/hub"),
+            "transport": transport,
+            "protocol": protocol,
+            "scenario": "clientResults",
+        }
+    )
+    failed = "An unexpected error occurred invoking 'AskClient' on the server. HubException: "
+    assert r["add"] == {"ok": 5}
+    assert r["later"] == {"ok": 42}
+    assert r["fail"] == {"error": failed + "client error: Error: nope"}
+    assert r["missing"] == {"error": failed + "client error: Client didn't provide a result."}
+    assert r["badType"]["error"].startswith(failed + "client error: Error binding the client's")
+    assert r["after"] == {"ok": "still alive"}
+
+
 @pytest.mark.parametrize("transport", ["WebSockets", "ServerSentEvents", "LongPolling"])
 def test_token_reaches_the_hub_as_principal(hub_server: RunningServer, transport: str) -> None:
     r = run_node(

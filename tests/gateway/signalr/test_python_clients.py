@@ -50,6 +50,11 @@ async def _pysignalr_session(url: str, protocol: Any) -> dict[str, Any]:
     client.on_error(on_error)  # pysignalr requires one for Completions with an error
     client.on("Pushed", on_pushed)
 
+    async def add(args: Any) -> int:  # a client result: the server's AskClient waits for it
+        return int(args[0] + args[1])
+
+    client.on("Add", add)
+
     async def call(
         key: str, method: str, args: list[Any]
     ) -> None:  # pysignalr types args too narrowly
@@ -69,6 +74,7 @@ async def _pysignalr_session(url: str, protocol: Any) -> dict[str, Any]:
             await call("add", "add", [40, 2])
             await call("hub_error", "ThrowHubError", ["nope"])
             await call("unknown", "Missing", [])
+            await call("ask", "AskClient", ["Add", 2, 3, 10])
             await client.send("Push", ["Pushed", "hello"])  # type: ignore[list-item]  # fire and forget: no Completion
             results["pushed"] = await pushed
             for key, future in done.items():
@@ -97,6 +103,7 @@ async def test_pysignalr_websockets(hub_server: RunningServer, protocol: Any) ->
         "An unexpected error occurred invoking 'ThrowHubError' on the server. HubException: nope",
     )
     assert results["unknown"] == (None, "Unknown hub method 'Missing'")
+    assert results["ask"] == (5, None)  # the client's result, through the hub method
     assert results["pushed"] == ["hello"]
     assert len(results["errors"]) == 2
 
@@ -139,9 +146,16 @@ def _signalrcore_session(
         call("echo", "Echo", ["text"])
         call("add", "Add", [40, 2])
         call("push", "Push", ["Pushed", "hi"])
+        # signalrcore never answers a client-result invocation (§12): the hub method times out,
+        # and signalrcore hands that error Completion to on_error
+        connection.invoke("AskClient", ["Nothing", 2, 3, 0.5])
         assert pushed.wait(20), "no push received"
         for key, event in finished.items():
             assert event.wait(20), f"no completion for {key}"
+        for _ in range(200):
+            if errors:
+                break
+            threading.Event().wait(0.05)
     finally:
         connection.stop()
     results["errors"] = errors
@@ -165,4 +179,7 @@ def test_signalrcore(
     assert results["echo"][0] == "text"
     assert results["add"][0] == 42
     assert results["pushed"] == ["hi"]
-    assert results["errors"] == []
+    assert results["errors"] == [
+        "An unexpected error occurred invoking 'AskClient' on the server. "
+        "HubException: the client did not answer in time"
+    ]

@@ -668,3 +668,24 @@ async def test_a_text_frame_that_is_not_utf8_closes_with_1007(ws: str) -> None:
             # the handshake answer, then a Close frame with status 1007 (invalid payload data)
             close = received[received.index(b"\x88") :]
             assert int.from_bytes(close[2:4], "big") == 1007
+
+
+async def test_client_results_on_the_wire(hub_server: RunningServer) -> None:
+    """`Context.invoke` sends an Invocation with an id of its own; only the Completion with that
+    id settles it (others are ignored); a void Completion is the result None."""
+    async with raw_connection(hub_server.base) as conn:
+        await conn.send_json(
+            {"type": 1, "invocationId": "1", "target": "AskClient", "arguments": ["Add", 2, 3, 5]}
+        )
+        asked = await conn.recv_skip_pings()
+        assert asked["type"] == 1 and asked["target"] == "Add" and asked["arguments"] == [2, 3]
+        assert asked["invocationId"] and asked["invocationId"] != "1"
+        await conn.send_json({"type": 3, "invocationId": "not-asked", "result": 7})
+        await conn.send_json({"type": 3, "invocationId": asked["invocationId"], "result": 5})
+        assert await conn.recv_skip_pings() == {"type": 3, "invocationId": "1", "result": 5}
+        await conn.send_json(
+            {"type": 1, "invocationId": "2", "target": "AskClient", "arguments": ["Add", 0, 0, 5]}
+        )
+        asked = await conn.recv_skip_pings()
+        await conn.send_json({"type": 3, "invocationId": asked["invocationId"]})
+        assert await conn.recv_skip_pings() == {"type": 3, "invocationId": "2", "result": None}

@@ -55,6 +55,7 @@ See ``docs/signalr.md`` for options, authentication, CORS, metrics and the limit
 """
 
 from ._connection import (
+    ClientResultError,
     ConnectionLost,
     ConnectionState,
     Context,
@@ -82,6 +83,7 @@ __all__ = [
     "RAW_EXTENSION",
     "AuthRequest",
     "Authenticator",
+    "ClientResultError",
     "ConnectionLost",
     "ConnectionState",
     "Context",

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import enum
+import itertools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -35,7 +36,15 @@ from streamport.errors import StreamportError
 
 from ._framing import RS, MessageTooLarge, ProtocolError
 from ._hub import HubError, HubMethod, HubMethods, MethodKind, methods_of
-from ._messages import CancelInvocation, Close, Completion, HubMessage, Invocation, StreamItem
+from ._messages import (
+    EMPTY_RAW,
+    CancelInvocation,
+    Close,
+    Completion,
+    HubMessage,
+    Invocation,
+    StreamItem,
+)
 from ._options import MetricEvent, ServerOptions, Transport
 from ._protocol import (
     HANDSHAKE_OK,
@@ -55,6 +64,11 @@ CLOSED_WITH_ERROR = "Connection closed with an error."
 
 class ConnectionLost(StreamportError):
     """The transport went away without a Close message (given to ``on_disconnected``)."""
+
+
+class ClientResultError(StreamportError):
+    """`Context.invoke` got no result: the client answered with an error (its text is the
+    message), its result did not bind to the expected type, or the connection closed first."""
 
 
 class ConnectionState(enum.Enum):
@@ -232,6 +246,20 @@ class Context:
         """Close the connection; the client is told not to reconnect (``allowReconnect`` absent)."""
         self._conn.close(allow_reconnect=False)
 
+    async def invoke(
+        self, target: str, *args: Any, result_type: Any = Any, timeout: float | None = None
+    ) -> Any:
+        """Invoke ``target(*args)`` on this client and return its result, decoded into
+        `result_type` (ASP.NET's ``Clients.Caller.InvokeAsync``; "client results", §12).
+
+        Raises `ClientResultError` when the client answers with an error (JS: a handler that
+        throws, or none registered: ``Client didn't provide a result.``), when the result does
+        not bind, or when the connection closes first; ``TimeoutError`` after `timeout` seconds.
+        Some clients never answer (signalrcore): always give those a timeout. Safe to await from
+        a hub method: invocations of a connection run in parallel, so the answer is read.
+        """
+        return await self._conn.invoke_client(target, args, result_type, timeout)
+
 
 class _Inbox:
     """A small bounded FIFO with a close; cheaper than asyncio.Queue plus a second wake-up source."""
@@ -368,6 +396,9 @@ class Connection:
         self._streams: dict[str, asyncio.Task[None]] = {}
         self._cancelled_streams: set[str] = set()
         self._uploads: dict[str, _Upload] = {}
+        # client results (`Context.invoke`): our invocation id -> (the waiting future, the type)
+        self._results: dict[str, tuple[asyncio.Future[Any], Any]] = {}
+        self._result_ids = itertools.count(1)
         self._tasks: asyncio.TaskGroup | None = None
         self._methods: HubMethods | None = None
         self._hub: object = None
@@ -456,6 +487,10 @@ class Connection:
                 out.append(msg)
                 self._received += 1
                 self._queued.count += 1
+            elif isinstance(msg, Completion) and msg.invocation_id in self._results:
+                # a client result: settled here, not behind the invocations in the inbox (the
+                # hub method waiting for it may be the one that holds the inbox up)
+                self._settle_result(msg)
             elif isinstance(msg, StreamItem | Completion):
                 out.append(msg)
             elif isinstance(msg, CancelInvocation):
@@ -664,6 +699,12 @@ class Connection:
         self._inbox.close()
         for task in self._streams.values():
             task.cancel()
+        results, self._results = self._results, {}
+        for future, _ in results.values():
+            if not future.done():
+                future.set_exception(
+                    ClientResultError("The connection closed before the client answered.")
+                )
         self._wake.set()
         self._room.set()
         self._handshaken.set()
@@ -1002,6 +1043,44 @@ class Connection:
     async def _on_completion(self, msg: Completion) -> None:
         upload = self._uploads.pop(msg.invocation_id, None)
         if upload is None:
-            return  # not a stream of ours; client results are not supported
+            return  # unknown ids are ignored (ASP.NET); client results never come this way
         upload.error = msg.error
         await upload.queue.put(_END)
+
+    def _settle_result(self, msg: Completion) -> None:
+        """The client's answer to `invoke_client`."""
+        waiting = self._results.pop(msg.invocation_id, None)
+        if waiting is None:
+            return
+        future, result_type = waiting
+        if future.done():  # the caller gave up (timeout, cancelled)
+            return
+        if msg.error is not None:
+            future.set_exception(ClientResultError(msg.error))
+        elif msg.result is EMPTY_RAW or not bytes(msg.result):
+            future.set_result(None)
+        else:
+            assert self.protocol is not None
+            try:
+                future.set_result(self.protocol.decode_value(msg.result, result_type))
+            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+                self._metrics.count(MetricEvent.BINDING_ERROR)
+                future.set_exception(ClientResultError(f"Error binding the client's result: {exc}"))
+
+    async def invoke_client(
+        self, target: str, args: tuple[Any, ...], result_type: Any, timeout: float | None
+    ) -> Any:
+        """Invoke ``target(*args)`` on the client and wait for its result (see `Context.invoke`)."""
+        protocol = self.protocol
+        if protocol is None or self.state is not ConnectionState.CONNECTED:
+            raise ClientResultError("The connection is not open.")
+        invocation_id = f"r{next(self._result_ids)}"  # never one of the client's stream ids
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._results[invocation_id] = (future, result_type)
+        try:
+            if not self.enqueue(protocol.invocation(target, args, invocation_id)):
+                raise ClientResultError("The connection is not open.")
+            async with asyncio.timeout(timeout):
+                return await future
+        finally:
+            self._results.pop(invocation_id, None)
