@@ -256,7 +256,8 @@ class Context:
         throws, or none registered: ``Client didn't provide a result.``), when the result does
         not bind, or when the connection closes first; ``TimeoutError`` after `timeout` seconds.
         Some clients never answer (signalrcore): always give those a timeout. Safe to await from
-        a hub method: invocations of a connection run in parallel, so the answer is read.
+        a hub method, whatever ``max_parallel_invocations``: the answer is settled as soon as it
+        is read, not queued behind the connection's invocations.
         """
         return await self._conn.invoke_client(target, args, result_type, timeout)
 
@@ -1074,7 +1075,8 @@ class Connection:
         protocol = self.protocol
         if protocol is None or self.state is not ConnectionState.CONNECTED:
             raise ClientResultError("The connection is not open.")
-        invocation_id = f"r{next(self._result_ids)}"  # never one of the client's stream ids
+        # not the shape of the official clients' stream ids (numbers, uuid4)
+        invocation_id = f"r{next(self._result_ids)}"
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._results[invocation_id] = (future, result_type)
         try:
