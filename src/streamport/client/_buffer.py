@@ -26,7 +26,7 @@ path.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
@@ -197,10 +197,12 @@ class TimeseriesBufferProducer:
         count = len(raw.timestamps)
         if not count:
             return
+        if raw.tag_values:
+            self._tagged = True  # rows joining the buffer may carry tags
         with self._stream._lock:
             if self._span is not None or self._timeout:
-                for index in range(count):
-                    self._add_rows(raw, index, index + 1)
+                for row in _rows(raw, 0, count):
+                    self._pending += row
                     self._check()
                 return
             if self._packet_size is None:  # each publish goes out at once (in bounded packets)
@@ -222,19 +224,8 @@ class TimeseriesBufferProducer:
 
     def _add_rows(self, raw: model.TimeseriesData, start: int, stop: int) -> None:
         """Rows `start` to `stop` of `raw` join the pending rows (a None cell is no value)."""
-        cells = [
-            (pid, column)
-            for group in (raw.numeric_values, raw.string_values, raw.binary_values)
-            for pid, column in group.items()
-        ]
-        tag_columns = list(raw.tag_values.items())
-        if tag_columns:
-            self._tagged = True
-        pending = self._pending
-        for index in range(start, stop):
-            values = {pid: column[index] for pid, column in cells if column[index] is not None}
-            tags = {tag: column[index] for tag, column in tag_columns if column[index] is not None}
-            pending += (raw.timestamps[index], values, tags or None)
+        for row in _rows(raw, start, stop):
+            self._pending += row
 
     def _send_columns(self, raw: model.TimeseriesData) -> None:
         """Send `raw` as one packet, with the default tags filling its empty tag cells."""
@@ -383,6 +374,23 @@ def fill_default_tags(
             tags[tag] = [default] * count
         else:
             tags[tag] = [default if v is None else v for v in tag_column]
+
+
+def _rows(
+    raw: model.TimeseriesData, start: int, stop: int
+) -> Iterator[tuple[int, dict[str, Any], dict[str, str] | None]]:
+    """Rows `start` to `stop` of `raw` as pending rows (timestamp, values, tags or None); a None
+    cell is no value."""
+    cells = [
+        (pid, column)
+        for group in (raw.numeric_values, raw.string_values, raw.binary_values)
+        for pid, column in group.items()
+    ]
+    tag_columns: list[tuple[str, list[Any]]] = list(raw.tag_values.items())
+    for index in range(start, stop):
+        values = {pid: column[index] for pid, column in cells if column[index] is not None}
+        tags = {tag: column[index] for tag, column in tag_columns if column[index] is not None}
+        yield raw.timestamps[index], values, tags or None
 
 
 def _slice(raw: model.TimeseriesData, start: int, stop: int) -> model.TimeseriesData:

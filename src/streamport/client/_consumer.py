@@ -98,8 +98,9 @@ class _Fetcher:
             except Exception as exc:
                 # Reported once per kind while it lasts (the gateway away for minutes is one
                 # report, not one per retry); the fetch is retried, slowly.
-                if failing != f"{type(exc).__name__}: {exc}":
-                    failing = f"{type(exc).__name__}: {exc}"
+                kind = f"{type(exc).__name__}: {exc}"
+                if kind != failing:
+                    failing = kind
                     self._core.report(exc)
                 await asyncio.sleep(1.0)
                 continue

@@ -36,15 +36,7 @@ from streamport.errors import StreamportError
 
 from ._framing import RS, MessageTooLarge, ProtocolError
 from ._hub import HubError, HubMethod, HubMethods, MethodKind, methods_of
-from ._messages import (
-    EMPTY_RAW,
-    CancelInvocation,
-    Close,
-    Completion,
-    HubMessage,
-    Invocation,
-    StreamItem,
-)
+from ._messages import CancelInvocation, Close, Completion, HubMessage, Invocation, StreamItem
 from ._options import MetricEvent, ServerOptions, Transport
 from ._protocol import (
     HANDSHAKE_OK,
@@ -1058,7 +1050,7 @@ class Connection:
             return
         if msg.error is not None:
             future.set_exception(ClientResultError(msg.error))
-        elif msg.result is EMPTY_RAW or not bytes(msg.result):
+        elif not len(msg.result):  # a void Completion
             future.set_result(None)
         else:
             assert self.protocol is not None
