@@ -81,6 +81,13 @@ def test_a_timestamp_column_with_gaps_or_text_is_refused(column: object) -> None
     assert caught.value.field == "timestamp"
 
 
+def test_a_column_name_twice_is_refused_naming_it() -> None:
+    df = pd.DataFrame([[1, 1.0, 2.0]], columns=["timestamp", "v", "v"])
+    with pytest.raises(ValidationError) as caught:
+        dataframe_to_timeseries(df)
+    assert caught.value.field == "v"
+
+
 def test_without_a_timestamp_column_the_first_integer_column_is_the_time() -> None:
     raw = dataframe_to_timeseries(pd.DataFrame({"name": ["a", "b"], 7: [5, 6], "v": [1.0, 2.0]}))
     assert raw.timestamps == [5, 6]

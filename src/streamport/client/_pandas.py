@@ -80,6 +80,11 @@ def _missing(value: object) -> bool:
 
 def dataframe_to_timeseries(df: pd.DataFrame, epoch: int = 0) -> model.TimeseriesData:
     """A DataFrame in Quix's conventions (see the module docstring) as timeseries data."""
+    if not df.columns.is_unique:
+        twice = df.columns[df.columns.duplicated()].unique().tolist()
+        raise ValidationError(
+            f"the DataFrame has more than one column {twice[0]!r}", field=str(twice[0])
+        )
     time_name = _time_column(df)
     stamps = _timestamps(df[time_name])
     out = model.TimeseriesData(epoch=0, timestamps=[t + epoch for t in stamps] if epoch else stamps)
@@ -87,10 +92,9 @@ def dataframe_to_timeseries(df: pd.DataFrame, epoch: int = 0) -> model.Timeserie
     strings: dict[str, list[str | None]] = {}
     binary: dict[str, list[bytes | None]] = {}
     tags: dict[str, list[str | None]] = {}
-    for name in df.columns:
+    for name, column in df.items():  # by position: a label lookup per column costs ~10 us more
         if name == time_name:
             continue
-        column = df[name]
         key = str(name)
         if key.startswith(TAG_PREFIX):
             tags[key[len(TAG_PREFIX) :]] = [
