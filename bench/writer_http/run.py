@@ -6,9 +6,9 @@
     to the embedded broker's own produce rate for the same message bytes (in-process, 8 concurrent
     producers so group commit can work for it too).
 
-Both servers run throughout; the measurements alternate in rounds (bare, events, parameters, raw)
-and the verdict is the median of the per-round ratios, so a machine busy with something else for a
-while weighs on both sides of a ratio alike.
+Both servers run throughout; the measurements alternate in rounds (bare, events, parameters,
+check, raw) and the verdict is the median of the per-round ratios, so a machine busy with something
+else for a while weighs on both sides of a ratio alike.
 
 Load comes from wrk (C, a separate process: the client costs little of the 2 cores). Install it
 with ``apt-get install wrk``. Run: ``python bench/writer_http/run.py [--seconds 5] [--rounds 3]``.
@@ -195,7 +195,7 @@ def main() -> None:
                     f"round {n + 1}: (a) {r['events']['rps']:,.0f} / {r['bare']['rps']:,.0f} req/s"
                     f" = {r['events']['rps'] / r['bare']['rps']:.2f}   (b) {r['params']['rps']:,.0f}"
                     f" req/s / {raw:,.0f} msg/s = {r['params']['rps'] / raw:.2f}"
-                    f"   (b floor) {r['check']['rps']:,.0f} req/s = {r['check']['rps'] / raw:.2f}",
+                    f"   (b) bare check {r['check']['rps']:,.0f} req/s: f = {r['check']['rps'] / raw:.2f}",
                     flush=True,
                 )
         finally:
