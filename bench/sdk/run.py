@@ -163,9 +163,11 @@ def packets(rows: int, packet: int) -> list[bytes]:
     return out
 
 
-def packets_by_row(rows: int, packet: int) -> Iterator[bytes]:
-    """The same message bytes, built by the loop of `publish_sdk` (one timestamp and its 5
-    values at a time) appending to the packet's columns, then encoded, a packet at a time."""
+def columns_by_row(
+    rows: int, packet: int
+) -> Iterator[tuple[list[int], dict[str, list[float | None]]]]:
+    """The workload built by the loop of `publish_sdk` (one timestamp and its 5 values at a
+    time) appending to a packet's columns: (timestamps, columns) a packet at a time."""
     stamps: list[int] = []
     columns: dict[str, list[float | None]] = {name: [] for name in PARAMS}
     for i in range(rows):
@@ -173,9 +175,15 @@ def packets_by_row(rows: int, packet: int) -> Iterator[bytes]:
         for j, name in enumerate(PARAMS):
             columns[name].append(i * 0.5 + j)
         if len(stamps) == packet or i == rows - 1:
-            yield encode(TimeseriesData(timestamps=stamps, numeric_values=columns))
+            yield stamps, columns
             stamps = []
             columns = {name: [] for name in PARAMS}
+
+
+def packets_by_row(rows: int, packet: int) -> Iterator[bytes]:
+    """The same message bytes, built by row (`columns_by_row`), then encoded."""
+    for stamps, columns in columns_by_row(rows, packet):
+        yield encode(TimeseriesData(timestamps=stamps, numeric_values=columns))
 
 
 def check_same_bytes(bootstrap: str, topic: str, want: list[bytes]) -> None:
@@ -240,18 +248,9 @@ def raw_kafka(bootstrap: str, values: Iterable[bytes]) -> float:
 
 
 def http_bodies_by_row(rows: int, packet: int) -> Iterator[bytes]:
-    """The ``parameters/data`` bodies, built by the same loop as `publish_sdk` (one timestamp
-    and its 5 values at a time) appending to columns, then encoded, a packet at a time."""
-    stamps: list[int] = []
-    columns: dict[str, list[float]] = {name: [] for name in PARAMS}
-    for i in range(rows):
-        stamps.append(START + i * 1000)
-        for j, name in enumerate(PARAMS):
-            columns[name].append(i * 0.5 + j)
-        if len(stamps) == packet or i == rows - 1:
-            yield msgspec.json.encode({"timestamps": stamps, "numericValues": columns})
-            stamps = []
-            columns = {name: [] for name in PARAMS}
+    """The ``parameters/data`` bodies, built by row (`columns_by_row`), then encoded."""
+    for stamps, columns in columns_by_row(rows, packet):
+        yield msgspec.json.encode({"timestamps": stamps, "numericValues": columns})
 
 
 def http_bodies(rows: int, packet: int) -> Iterator[bytes]:

@@ -154,10 +154,9 @@ class Sender:
                         self._settle(batch, exc)
                     continue
                 acked.add_done_callback(partial(self._acked, sequence, batch))
-            if self._retry:
-                if self._in_flight == 0:
-                    continue
-            elif self._in_flight == 0:
+            if self._in_flight == 0:
+                if self._retry:
+                    continue  # the failed batches go out again, at the top
                 self._idle = True
                 if self._queue:  # pushed between the drain and `idle`: no wake-up was sent
                     self._idle = False

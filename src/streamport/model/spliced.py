@@ -5,11 +5,11 @@ Decoding 5,000 floats into Python and encoding them again is most of the cost of
 on the way. :func:`parameter_data_envelope` lets msgspec check the JSON syntax of the whole body
 (skipping the value columns as ``Raw``), proves with one ``bytes.translate`` per column that each
 numeric column is a flat array of floats and nulls of the right length, and splices the column
-text into the envelope unchanged. Any doubt - field names neither all camelCase nor all PascalCase, an integer
-or exponent in a numeric column, a non-zero epoch, unknown fields - takes the exact path
-(:func:`~streamport.model.api.parse_parameter_data` then :func:`~streamport.model.envelope.encode`),
-which also produces the error naming the bad field. Either path yields a value that decodes to
-the same :class:`~streamport.model.data.TimeseriesData`.
+text into the envelope unchanged. Any doubt - field names neither all camelCase nor all
+PascalCase, an integer or exponent in a numeric column, a non-zero epoch, unknown fields - takes
+the exact path (:func:`~streamport.model.api.parse_parameter_data` then
+:func:`~streamport.model.envelope.encode`), which also produces the error naming the bad field.
+Either path yields a value that decodes to the same :class:`~streamport.model.data.TimeseriesData`.
 
 Example::
 
