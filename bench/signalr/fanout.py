@@ -156,16 +156,20 @@ async def produce_direct(broker: Any, rate: int, seconds: float, go: Path) -> No
         await asyncio.sleep(0.001)
 
 
+LAG_PERIOD = 0.01
+
+
 async def loop_lag(path: Path) -> None:
-    """How late a 1 ms timer fires: how long anything ready waits for the event loop (each hop
-    of the write -> broker -> fan-out -> send pipeline waits about this long). A cumulative
-    histogram in 0.1 ms buckets, written to `path` every 0.5 s."""
+    """How late a timer fires: how long anything ready waits for the event loop (each hop of the
+    write -> broker -> fan-out -> send pipeline waits about this long). A cumulative histogram in
+    0.1 ms buckets, written to `path` every 0.5 s. The timer is set every `LAG_PERIOD` (10 ms),
+    not more often: at 1 ms the probe itself took ~6 % of the gateway's time."""
     histogram: dict[int, int] = {}
     written = time.monotonic()
     while True:
         t0 = time.perf_counter()
-        await asyncio.sleep(0.001)
-        bucket = int((time.perf_counter() - t0 - 0.001) * 10_000)
+        await asyncio.sleep(LAG_PERIOD)
+        bucket = int((time.perf_counter() - t0 - LAG_PERIOD) * 10_000)
         histogram[bucket] = histogram.get(bucket, 0) + 1
         if time.monotonic() - written > 0.5:
             path.write_text(json.dumps(histogram))
@@ -733,7 +737,7 @@ def main() -> None:
             )
         lag50, lag99 = fanout["lag"]
         print(
-            f"  gateway event-loop lag (a 1 ms timer fires late by): p50 {lag50:.1f} ms, "
+            f"  gateway event-loop lag (a timer fires late by): p50 {lag50:.1f} ms, "
             f"p99 {lag99:.1f} ms"
         )
         if not args.no_reference:
