@@ -21,6 +21,12 @@ same uvicorn stack, no SignalR server, no broker, no fan-out logic, that generat
 round (everything generated since the previous round in one frame per connection, sent
 sequentially from one task) - the floor of what this stack can do with the same bytes.
 
+Each round also prints where the machine's CPU goes per writer round (100 ms, one burst of
+``--writers`` writes): the gateway, the reader and writer clients, and the whole machine from
+/proc/stat (every process and the kernel's loopback work). Clients and gateway share the cores, so
+a burst is not delivered everywhere in less than the whole machine's CPU per round divided by the
+cores; the p50 sits a few ms above that figure.
+
 Target (issue 4): 500 readers x 1,000 events/s, p99 < 50 ms on the embedded broker.
 The figures of one run vary a lot on a shared machine (p99 42-67 ms for the same code), so the
 benchmark runs ``--rounds`` (3) rounds, each the fan-out then the reference, and judges the median
@@ -82,6 +88,15 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
             run += int(fields[0])
             wait += int(fields[1])
     return run / 1e9, wait / 1e9
+
+
+def machine_jiffies() -> tuple[int, int]:
+    """(busy, total) CPU time of the whole machine so far, all cores, in jiffies (/proc/stat):
+    every process and the kernel's own work (softirqs of the loopback traffic included)."""
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:]]
+    idle = values[3] + values[4]  # idle, iowait
+    return sum(values) - idle, sum(values)
 
 
 # -- the gateway process ----------------------------------------------------------------------
@@ -588,6 +603,8 @@ def run_fanout(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
             url = f"ws://127.0.0.1:{port}/reader/hub"
             procs = start_readers(url, args, env, args.seconds + 3)
             (cpu0, wait0), t0 = cpu_seconds(server.pid), time.monotonic()
+            busy0, total0 = machine_jiffies()
+            own0 = time.process_time()
             lag0 = read_lag(Path(tmp) / "looplag.json")
             spy = None
             if args.profile:
@@ -616,6 +633,9 @@ def run_fanout(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
                 spy.wait(30)
             cpu1, wait1 = cpu_seconds(server.pid)
             elapsed = time.monotonic() - t0
+            busy1, total1 = machine_jiffies()
+            writer_cpu = (time.process_time() - own0) / elapsed
+            machine = (busy1 - busy0) / max(1, total1 - total0) * (os.cpu_count() or 1)
             server_cpu, server_wait = (cpu1 - cpu0) / elapsed, (wait1 - wait0) / elapsed
             lag = read_lag(Path(tmp) / "looplag.json")
             lag = {k: n - lag0.get(k, 0) for k, n in lag.items() if n > lag0.get(k, 0)}
@@ -624,6 +644,7 @@ def run_fanout(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
             server.terminate()
             server.wait(30)
     result.update(sent=sent, server_cpu=server_cpu, server_wait=server_wait)
+    result.update(writer_cpu=writer_cpu, machine=machine)
     result["lag"] = (percentile(lag, 0.5), percentile(lag, 0.99))
     if acks:
         result["acks"] = (len(acks), acks[len(acks) // 2], acks[int(len(acks) * 0.99)])
@@ -735,6 +756,20 @@ def main() -> None:
                 f"  writer hub: {acked:,} of {fanout['sent']:,} writes acknowledged in the run, "
                 f"send->ack p50 {p50:.1f} ms, p99 {p99:.1f} ms"
             )
+        # every core's time, in ms per writer round (one burst of --writers writes by default)
+        period = args.writers / args.rate * 1000
+        parts = {
+            "gateway": fanout["server_cpu"],
+            "readers": fanout["cpu"] / args.seconds,
+            "writers": fanout["writer_cpu"],
+        }
+        cores = os.cpu_count() or 1
+        print(
+            f"  CPU per {period:.0f} ms ({args.writers} writes): "
+            + " + ".join(f"{name} {share * period:.0f}" for name, share in parts.items())
+            + f"; whole machine {fanout['machine'] * period:.0f} ms, i.e. "
+            f"{fanout['machine'] * period / cores:.0f} ms with all {cores} cores on it"
+        )
         lag50, lag99 = fanout["lag"]
         print(
             f"  gateway event-loop lag (a timer fires late by): p50 {lag50:.1f} ms, "
