@@ -25,7 +25,8 @@ Each round also prints where the machine's CPU goes per writer round (100 ms, on
 ``--writers`` writes): the gateway, the reader and writer clients, and the whole machine from
 /proc/stat (every process and the kernel's loopback work). Clients and gateway share the cores, so
 a burst is not delivered everywhere in less than the whole machine's CPU per round divided by the
-cores; the p50 sits a few ms above that figure.
+cores; the p50 sits a few ms above that figure. "other" is what the rest of the machine took
+meanwhile (kernel threads, other processes): a round with much of it ran on a busy machine.
 
 Target (issue 4): 500 readers x 1,000 events/s, p99 < 50 ms on the embedded broker.
 The figures of one run vary a lot on a shared machine (p99 42-67 ms for the same code), so the
@@ -763,11 +764,12 @@ def main() -> None:
             "readers": fanout["cpu"] / args.seconds,
             "writers": fanout["writer_cpu"],
         }
+        parts["other"] = max(0.0, fanout["machine"] - sum(parts.values()))
         cores = os.cpu_count() or 1
         print(
             f"  CPU per {period:.0f} ms ({args.writers} writes): "
             + " + ".join(f"{name} {share * period:.0f}" for name, share in parts.items())
-            + f"; whole machine {fanout['machine'] * period:.0f} ms, i.e. "
+            + f" = whole machine {fanout['machine'] * period:.0f} ms, i.e. "
             f"{fanout['machine'] * period / cores:.0f} ms with all {cores} cores on it"
         )
         lag50, lag99 = fanout["lag"]
