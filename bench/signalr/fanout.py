@@ -769,7 +769,7 @@ def main() -> None:
         print(
             f"  CPU per {period:.0f} ms ({args.writers} writes): "
             + " + ".join(f"{name} {share * period:.0f}" for name, share in parts.items())
-            + f" = whole machine {fanout['machine'] * period:.0f} ms, i.e. "
+            + f"; whole machine {fanout['machine'] * period:.0f} ms, i.e. "
             f"{fanout['machine'] * period / cores:.0f} ms with all {cores} cores on it"
         )
         lag50, lag99 = fanout["lag"]
