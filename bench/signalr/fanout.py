@@ -5,8 +5,10 @@ up`` runs it, embedded broker, auth off on loopback), the readers (``--reader-pr
 of a minimal WebSocket client speaking SignalR JSON; each connection invokes
 ``SubscribeToEvent(topic, "*", "*")``), and this process, which writes R events/s through the
 writer hub (``SendEventData`` from ``--writers`` connections, one stream each; each event's value
-is its send time). The writers start together, so they write in bursts of ``--writers`` events
-(``--spread``: evenly spread schedules; see `write_all`).
+is its send time). Two ways of writing the same R events/s (`write_all`), each run in every
+round: ``steady``, the writers' schedules spread evenly over each period (a steady rate, as
+independent clients make it), and ``bursts``, all writers at once (bursts of ``--writers``
+events: the harshest arrival of the same rate). ``--pattern`` runs one of them only.
 
 The clients are built not to be the bottleneck (the machine's two cores are shared with the
 gateway): ``asyncio.Protocol`` connections that parse WebSocket frame headers themselves. A reader
@@ -21,20 +23,21 @@ same uvicorn stack, no SignalR server, no broker, no fan-out logic, that generat
 round (everything generated since the previous round in one frame per connection, sent
 sequentially from one task) - the floor of what this stack can do with the same bytes.
 
-Each round also prints where the machine's CPU goes per writer round (100 ms, one burst of
-``--writers`` writes): the gateway, the reader and writer clients, and the whole machine from
-/proc/stat (every process and the kernel's loopback work). Clients and gateway share the cores, so
-a burst is not delivered everywhere in less than the whole machine's CPU per round divided by the
-cores; the p50 sits a few ms above that figure. "other" is what the rest of the machine took
-meanwhile (kernel threads, other processes): a round with much of it ran on a busy machine.
+Each run also prints where the machine's CPU goes per writer period (100 ms: ``--writers``
+writes): the gateway, the reader and writer clients, and the whole machine from /proc/stat (every
+process and the kernel's loopback work); "other" is what the rest of the machine took meanwhile
+(kernel threads, other processes): a round with much of it ran on a busy machine. Clients and
+gateway share the cores, so in ``bursts`` a burst is not delivered everywhere in less than the
+whole machine's CPU per period divided by the cores; the p50 sits a few ms above that figure.
+``steady`` spends more CPU (smaller frames, more often) but none of it waits behind a burst.
 
 Target (issue 4): 500 readers x 1,000 events/s, p99 < 50 ms on the embedded broker.
 The figures of one run vary a lot on a shared machine (p99 42-67 ms for the same code), so the
-benchmark runs ``--rounds`` (3) rounds, each the fan-out then the reference, and judges the median
-of the rounds' p99.
+benchmark runs ``--rounds`` (3) rounds, each both writing patterns then the reference, and judges
+the median of the rounds' p99, for each pattern on its own.
 
 Run: ``python bench/signalr/fanout.py [--readers 500] [--rate 1000] [--seconds 6] [--rounds 3]``
-(~2.5 min).
+(~3.5 min).
 """
 
 from __future__ import annotations
@@ -59,6 +62,10 @@ from typing import Any, cast
 RS = b"\x1e"
 TOPIC = "bench-fanout"
 TARGET_P99_MS = 50.0
+PATTERNS = {  # how the writers write: see `write_all`
+    "steady": "steady rate (the writers' schedules spread evenly)",
+    "bursts": "bursts (all writers at once)",
+}
 EVENT_TARGET = b'"EventDataReceived"'
 SENT_AT = re.compile(rb'"value":"(\d+)"')
 ACK_ID = re.compile(rb'"type":3,"invocationId":"(\d+)"')
@@ -588,7 +595,7 @@ def percentile(histogram: dict[int, int], q: float) -> float:
     return max(histogram) / 10
 
 
-def run_fanout(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
+def run_fanout(args: argparse.Namespace, env: dict[str, str], spread: bool) -> dict[str, Any]:
     use_uvloop()
     import httpx
 
@@ -627,7 +634,7 @@ def run_fanout(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
                         args.rate,
                         args.writers,
                         args.seconds,
-                        args.spread,
+                        spread,
                     )
                 )
             if spy is not None:
@@ -727,9 +734,10 @@ def main() -> None:
     )
     parser.add_argument("--no-reference", action="store_true", help="skip the raw reference")
     parser.add_argument(
-        "--spread",
-        action="store_true",
-        help="spread the writers' schedules evenly (a steady rate, not bursts of --writers)",
+        "--pattern",
+        choices=[*PATTERNS, "both"],
+        default="both",
+        help="how the writers write (see write_all); each round runs each pattern given",
     )
     args = parser.parse_args()
     env = {
@@ -746,60 +754,73 @@ def main() -> None:
         f"{'':<12} {'deliv/s':>12} {'arrived':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
         f"{'msg/frm':>7} {'srv cpu':>7} {'srv rq':>7} {'cli cpu':>7} {'cli us/msg':>8}"
     )
-    ours: list[dict[str, float]] = []
+    patterns = (
+        ["direct"] if args.direct else [*PATTERNS] if args.pattern == "both" else [args.pattern]
+    )
+    ours: dict[str, list[dict[str, float]]] = {pattern: [] for pattern in patterns}
     refs: list[dict[str, float]] = []
-    for n in range(1, args.rounds + 1):  # alternating, so both see the same machine
-        fanout = run_fanout(args, env)
-        ours.append(report(f"{n} fan-out", fanout, args.readers, args.seconds))
-        if "acks" in fanout:
-            acked, p50, p99 = fanout["acks"]
-            print(
-                f"  writer hub: {acked:,} of {fanout['sent']:,} writes acknowledged in the run, "
-                f"send->ack p50 {p50:.1f} ms, p99 {p99:.1f} ms"
-            )
-        # every core's time, in ms per writer round (one burst of --writers writes by default)
-        period = args.writers / args.rate * 1000
-        parts = {
-            "gateway": fanout["server_cpu"],
-            "readers": fanout["cpu"] / args.seconds,
-            "writers": fanout["writer_cpu"],
-        }
-        parts["other"] = max(0.0, fanout["machine"] - sum(parts.values()))
-        cores = os.cpu_count() or 1
-        print(
-            f"  CPU per {period:.0f} ms ({args.writers} writes): "
-            + " + ".join(f"{name} {share * period:.0f}" for name, share in parts.items())
-            + f"; whole machine {fanout['machine'] * period:.0f} ms, i.e. "
-            f"{fanout['machine'] * period / cores:.0f} ms with all {cores} cores on it"
-        )
-        lag50, lag99 = fanout["lag"]
-        print(
-            f"  gateway event-loop lag (a timer fires late by): p50 {lag50:.1f} ms, "
-            f"p99 {lag99:.1f} ms"
-        )
+    for n in range(1, args.rounds + 1):  # alternating, so all see the same machine
+        for pattern in patterns:
+            fanout = run_fanout(args, env, spread=pattern == "steady")
+            ours[pattern].append(report(f"{n} {pattern}", fanout, args.readers, args.seconds))
+            report_gateway(fanout, args)
         if not args.no_reference:
             refs.append(report(f"{n} raw ws", run_raw(args, env), args.readers, args.seconds))
 
     def median(rows: list[dict[str, float]], key: str) -> float:
         return statistics.median(row[key] for row in rows)
 
-    p50, p99 = median(ours, "p50"), median(ours, "p99")
-    print(f"median of {args.rounds} rounds: fan-out p50 {p50:.1f} ms, p99 {p99:.1f} ms", end="")
+    print(f"median of {args.rounds} rounds:")
+    r50 = median(refs, "p50") if refs else float("nan")
+    r99 = median(refs, "p99") if refs else float("nan")
+    for pattern, rows in ours.items():
+        p50, p99 = median(rows, "p50"), median(rows, "p99")
+        ratios = f" (ratios to raw ws p50 {p50 / r50:.2f}, p99 {p99 / r99:.2f})" if refs else ""
+        print(f"  {pattern:<7} p50 {p50:.1f} ms, p99 {p99:.1f} ms{ratios}")
     if refs:
-        r50, r99 = median(refs, "p50"), median(refs, "p99")
-        print(
-            f"; raw ws p50 {r50:.1f} ms, p99 {r99:.1f} ms (ratios p50 {p50 / r50:.2f}, "
-            f"p99 {p99 / r99:.2f})",
-            end="",
-        )
-    print()
-    delivered = all(row["share"] > 0.99 for row in ours)
-    verdict = "MET" if p99 < TARGET_P99_MS and delivered else "NOT met"
+        print(f"  raw ws  p50 {r50:.1f} ms, p99 {r99:.1f} ms")
     print(
         f"target p99 < {TARGET_P99_MS:.0f} ms (median of rounds) with everything delivered in "
-        f"every round: {verdict} (p99/target {p99 / TARGET_P99_MS:.2f}; rounds: "
-        + ", ".join(f"{row['p99']:.1f}" for row in ours)
-        + ")"
+        "every round:"
+    )
+    for pattern, rows in ours.items():
+        p99 = median(rows, "p99")
+        delivered = all(row["share"] > 0.99 for row in rows)
+        verdict = "MET" if p99 < TARGET_P99_MS and delivered else "NOT met"
+        print(
+            f"  {PATTERNS.get(pattern, 'written by the gateway itself')}: {verdict} "
+            f"(p99/target {p99 / TARGET_P99_MS:.2f}; rounds: "
+            + ", ".join(f"{row['p99']:.1f}" for row in rows)
+            + ")"
+        )
+
+
+def report_gateway(fanout: dict[str, Any], args: argparse.Namespace) -> None:
+    """The lines under a fan-out round: the writer hub's acks, where the CPU went, the loop lag."""
+    if "acks" in fanout:
+        acked, p50, p99 = fanout["acks"]
+        print(
+            f"  writer hub: {acked:,} of {fanout['sent']:,} writes acknowledged in the run, "
+            f"send->ack p50 {p50:.1f} ms, p99 {p99:.1f} ms"
+        )
+    # every core's time, in ms per writer round (one burst of --writers writes in bursts)
+    period = args.writers / args.rate * 1000
+    parts = {
+        "gateway": fanout["server_cpu"],
+        "readers": fanout["cpu"] / args.seconds,
+        "writers": fanout["writer_cpu"],
+    }
+    parts["other"] = max(0.0, fanout["machine"] - sum(parts.values()))
+    cores = os.cpu_count() or 1
+    print(
+        f"  CPU per {period:.0f} ms ({args.writers} writes): "
+        + " + ".join(f"{name} {share * period:.0f}" for name, share in parts.items())
+        + f"; whole machine {fanout['machine'] * period:.0f} ms, i.e. "
+        f"{fanout['machine'] * period / cores:.0f} ms with all {cores} cores on it"
+    )
+    lag50, lag99 = fanout["lag"]
+    print(
+        f"  gateway event-loop lag (a timer fires late by): p50 {lag50:.1f} ms, p99 {lag99:.1f} ms"
     )
 
 
