@@ -37,7 +37,7 @@ benchmark runs ``--rounds`` (3) rounds, each both writing patterns then the refe
 the median of the rounds' p99, for each pattern on its own.
 
 Run: ``python bench/signalr/fanout.py [--readers 500] [--rate 1000] [--seconds 6] [--rounds 3]``
-(~3.5 min).
+(~2 min).
 """
 
 from __future__ import annotations
