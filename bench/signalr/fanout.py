@@ -706,13 +706,42 @@ def report(name: str, r: dict[str, Any], readers: int, seconds: float) -> dict[s
     return figures
 
 
+def report_gateway(fanout: dict[str, Any], args: argparse.Namespace) -> None:
+    """The lines under a fan-out round: the writer hub's acks, where the CPU went, the loop lag."""
+    if "acks" in fanout:
+        acked, p50, p99 = fanout["acks"]
+        print(
+            f"  writer hub: {acked:,} of {fanout['sent']:,} writes acknowledged in the run, "
+            f"send->ack p50 {p50:.1f} ms, p99 {p99:.1f} ms"
+        )
+    # CPU in ms per writer period (--writers writes: one burst in `bursts`)
+    period = args.writers / args.rate * 1000
+    parts = {
+        "gateway": fanout["server_cpu"],
+        "readers": fanout["cpu"] / args.seconds,
+        "writers": fanout["writer_cpu"],
+    }
+    parts["other"] = max(0.0, fanout["machine"] - sum(parts.values()))
+    cores = os.cpu_count() or 1
+    print(
+        f"  CPU per {period:.0f} ms ({args.writers} writes): "
+        + " + ".join(f"{name} {share * period:.0f}" for name, share in parts.items())
+        + f"; whole machine {fanout['machine'] * period:.0f} ms, i.e. "
+        f"{fanout['machine'] * period / cores:.0f} ms with all {cores} cores on it"
+    )
+    lag50, lag99 = fanout["lag"]
+    print(
+        f"  gateway event-loop lag (a timer fires late by): p50 {lag50:.1f} ms, p99 {lag99:.1f} ms"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--readers", type=int, default=500)
     parser.add_argument("--rate", type=int, default=1000, help="events written per second")
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument(
-        "--rounds", type=int, default=3, help="rounds (fan-out, then reference); medians judged"
+        "--rounds", type=int, default=3, help="rounds (each pattern, then the reference)"
     )
     parser.add_argument(
         "--writers",
@@ -793,35 +822,6 @@ def main() -> None:
             + ", ".join(f"{row['p99']:.1f}" for row in rows)
             + ")"
         )
-
-
-def report_gateway(fanout: dict[str, Any], args: argparse.Namespace) -> None:
-    """The lines under a fan-out round: the writer hub's acks, where the CPU went, the loop lag."""
-    if "acks" in fanout:
-        acked, p50, p99 = fanout["acks"]
-        print(
-            f"  writer hub: {acked:,} of {fanout['sent']:,} writes acknowledged in the run, "
-            f"send->ack p50 {p50:.1f} ms, p99 {p99:.1f} ms"
-        )
-    # every core's time, in ms per writer round (one burst of --writers writes in bursts)
-    period = args.writers / args.rate * 1000
-    parts = {
-        "gateway": fanout["server_cpu"],
-        "readers": fanout["cpu"] / args.seconds,
-        "writers": fanout["writer_cpu"],
-    }
-    parts["other"] = max(0.0, fanout["machine"] - sum(parts.values()))
-    cores = os.cpu_count() or 1
-    print(
-        f"  CPU per {period:.0f} ms ({args.writers} writes): "
-        + " + ".join(f"{name} {share * period:.0f}" for name, share in parts.items())
-        + f"; whole machine {fanout['machine'] * period:.0f} ms, i.e. "
-        f"{fanout['machine'] * period / cores:.0f} ms with all {cores} cores on it"
-    )
-    lag50, lag99 = fanout["lag"]
-    print(
-        f"  gateway event-loop lag (a timer fires late by): p50 {lag50:.1f} ms, p99 {lag99:.1f} ms"
-    )
 
 
 if __name__ == "__main__":
