@@ -706,7 +706,9 @@ def report(name: str, r: dict[str, Any], readers: int, seconds: float) -> dict[s
     return figures
 
 
-def report_gateway(fanout: dict[str, Any], args: argparse.Namespace) -> None:
+def report_gateway(
+    fanout: dict[str, Any], figures: dict[str, float], args: argparse.Namespace
+) -> None:
     """The lines under a fan-out round: the writer hub's acks, where the CPU went, the loop lag."""
     if "acks" in fanout:
         acked, p50, p99 = fanout["acks"]
@@ -717,8 +719,8 @@ def report_gateway(fanout: dict[str, Any], args: argparse.Namespace) -> None:
     # CPU in ms per writer period (--writers writes: one burst in `bursts`)
     period = args.writers / args.rate * 1000
     parts = {
-        "gateway": fanout["server_cpu"],
-        "readers": fanout["cpu"] / args.seconds,
+        "gateway": figures["server_cpu"],
+        "readers": figures["client_cpu"],
         "writers": fanout["writer_cpu"],
     }
     parts["other"] = max(0.0, fanout["machine"] - sum(parts.values()))
@@ -791,8 +793,9 @@ def main() -> None:
     for n in range(1, args.rounds + 1):  # alternating, so all see the same machine
         for pattern in patterns:
             fanout = run_fanout(args, env, spread=pattern == "steady")
-            ours[pattern].append(report(f"{n} {pattern}", fanout, args.readers, args.seconds))
-            report_gateway(fanout, args)
+            figures = report(f"{n} {pattern}", fanout, args.readers, args.seconds)
+            ours[pattern].append(figures)
+            report_gateway(fanout, figures, args)
         if not args.no_reference:
             refs.append(report(f"{n} raw ws", run_raw(args, env), args.readers, args.seconds))
 
